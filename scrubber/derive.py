@@ -1,0 +1,487 @@
+"""Derived fields: facts computed with pandas that rules test like input columns.
+
+The engine tests one line at a time, so anything that spans lines (patients per session,
+duplicates, minutes per patient per day), looks something up (NPI check digit, ICD-10-CM,
+taxonomy class, diagnosis category) or depends on payer settings is computed here into a named
+column. Each family of fields declares what it reads, so `rules explain` can say which data a
+rule depends on, and only the families the loaded rules use are computed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scrubber.fields import FieldType
+from scrubber.reference import ReferenceData
+
+T = FieldType
+
+
+@dataclass(frozen=True)
+class DerivedField:
+    name: str
+    type: FieldType
+    description: str
+    family: str
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    reads: tuple[str, ...]  # input columns
+    data: tuple[str, ...]  # reference data it consults
+    compute: Callable[[pd.DataFrame, DeriveContext], dict[str, pd.Series]]
+    fields: tuple[DerivedField, ...]
+
+
+@dataclass
+class DeriveContext:
+    reference: ReferenceData
+    run_date: date
+
+
+DERIVED: dict[str, DerivedField] = {}
+FAMILIES: dict[str, Family] = {}
+
+
+def family(name: str, reads: tuple[str, ...], data: tuple[str, ...], fields: list[tuple[str, FieldType, str]]):
+    """Register a function computing a family of derived fields."""
+
+    def register(fn: Callable[[pd.DataFrame, DeriveContext], dict[str, pd.Series]]):
+        specs = tuple(DerivedField(n, t, d, name) for n, t, d in fields)
+        FAMILIES[name] = Family(name, reads, data, fn, specs)
+        for spec in specs:
+            DERIVED[spec.name] = spec
+        return fn
+
+    return register
+
+
+def derive(frame: pd.DataFrame, ctx: DeriveContext, wanted: set[str]) -> pd.DataFrame:
+    """Add the derived fields in `wanted` (and their family siblings) to a copy of `frame`."""
+    out = frame.copy()
+    for fam in FAMILIES.values():
+        if any(f.name in wanted for f in fam.fields):
+            for name, series in fam.compute(frame, ctx).items():
+                out[name] = series
+    return out
+
+
+# -- helpers --------------------------------------------------------------------------------------
+def _map_unique(series: pd.Series, fn: Callable[[Any], Any], dtype: str | None = None) -> pd.Series:
+    """Apply `fn` once per distinct non-missing value and map the results back to every line."""
+    uniques = series.dropna().unique()
+    lookup = {u: fn(u) for u in uniques}
+    mapped = series.map(lookup)
+    return mapped.astype(dtype) if dtype else mapped
+
+
+def _join(items: list[str]) -> str | None:
+    return ";".join(items) if items else None
+
+
+def _items(value: str) -> list[str]:
+    return [v for v in value.split(";") if v]
+
+
+def _in_set(frame: pd.DataFrame, column: str, ctx: DeriveContext, set_name: str) -> pd.Series:
+    code_set = ctx.reference.code_sets.get(set_name)
+    values = set(code_set.values) if code_set else set()
+    return frame[column].isin(values).fillna(False).astype(bool)
+
+
+def _payer_settings(frame: pd.DataFrame, ctx: DeriveContext, key: str) -> pd.Series:
+    """Each line's value of one payer setting (defaults < payer type < payer profile)."""
+    ptype = frame["payer_type"].astype("object").where(frame["payer_type"].notna(), None)
+    pid = frame["payer_id"].astype("object").where(frame["payer_id"].notna(), None)
+    combos = pd.Series(list(zip(ptype, pid, strict=True)), index=frame.index)
+    lookup = {c: ctx.reference.settings_for(*c).get(key) for c in set(combos)}
+    return combos.map(lambda c: lookup[c])
+
+
+# -- diagnoses ------------------------------------------------------------------------------------
+ICD_PATTERN = re.compile(r"[A-Z][0-9][0-9A-Z][0-9A-Z]{0,4}")
+
+
+@family(
+    "diagnoses",
+    reads=("dx_codes", "payer_type", "payer_id"),
+    data=("ICD-10-CM code set (simple-icd-10-cm)", "tables/chronic_conditions.csv", "payers.yaml: chronic_conditions"),
+    fields=[
+        ("dx_count", T.INT, "number of diagnosis codes on the line"),
+        ("dx_primary", T.TEXT, "the first-listed diagnosis"),
+        ("dx_malformed", T.LIST, "diagnosis codes that fail the ICD-10-CM pattern"),
+        ("dx_unknown", T.LIST, "well-formed diagnosis codes that are not in the ICD-10-CM code set"),
+        ("dx_not_billable", T.LIST, "ICD-10-CM header codes that have sub-codes and are not billable"),
+        ("dx_all_z", T.BOOL, "every diagnosis is a Z code (factors influencing health status)"),
+        ("dx_has_chronic", T.BOOL, "a diagnosis falls in a chronic-condition category the payer accepts"),
+        ("dx_categories", T.LIST, "chronic-condition categories of the diagnoses"),
+    ],
+)
+def _diagnoses(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
+    icd = ctx.reference.icd
+    assert icd is not None
+    prefixes = sorted(
+        ((r["prefix"], r["category"]) for r in ctx.reference.tables.get("chronic_conditions.csv", [])),
+        key=lambda p: -len(p[0]),
+    )
+
+    def analyse(value: str) -> tuple[Any, ...]:
+        codes = _items(value)
+        malformed = [c for c in codes if not ICD_PATTERN.fullmatch(c)]
+        wellformed = [c for c in codes if ICD_PATTERN.fullmatch(c)]
+        unknown = [c for c in wellformed if c not in icd.valid]
+        header = [c for c in wellformed if c in icd.valid and c not in icd.billable]
+        cats = sorted({cat for c in codes for p, cat in prefixes if c.startswith(p)})
+        return (len(codes), codes[0] if codes else None, _join(malformed), _join(unknown),
+                _join(header), all(c.startswith("Z") for c in codes) if codes else None, _join(cats))
+
+    dx = frame["dx_codes"]
+    results = _map_unique(dx, analyse)
+    parts = list(zip(*[r if isinstance(r, tuple) else (0, None, None, None, None, None, None) for r in results], strict=True))
+    idx = frame.index
+    categories = pd.Series(parts[6], index=idx, dtype="object")
+    accepted = _payer_settings(frame, ctx, "chronic_conditions")
+    has_chronic = [
+        None if c is None and n == 0 else bool(set(_items(c or "")) & set(a or ()))
+        for c, n, a in zip(categories, parts[0], accepted, strict=True)
+    ]
+    return {
+        "dx_count": pd.Series(parts[0], index=idx, dtype="Int64"),
+        "dx_primary": pd.Series(parts[1], index=idx, dtype="string"),
+        "dx_malformed": pd.Series(parts[2], index=idx, dtype="string"),
+        "dx_unknown": pd.Series(parts[3], index=idx, dtype="string"),
+        "dx_not_billable": pd.Series(parts[4], index=idx, dtype="string"),
+        "dx_all_z": pd.Series(parts[5], index=idx, dtype="boolean"),
+        "dx_has_chronic": pd.Series(has_chronic, index=idx, dtype="boolean"),
+        "dx_categories": categories.astype("string"),
+    }
+
+
+# -- NPI ------------------------------------------------------------------------------------------
+def npi_is_valid(npi: str) -> bool:
+    """CMS NPI check: 10 digits, first 1 or 2, Luhn over "80840" + NPI (domain.md §5)."""
+    if len(npi) != 10 or not npi.isascii() or not npi.isdigit() or npi[0] not in "12":
+        return False
+    total = 24  # the digits of the implied 80840 prefix
+    for i, ch in enumerate(reversed(npi[:9])):
+        d = int(ch)
+        if i % 2 == 0:
+            d *= 2
+            d = d - 9 if d > 9 else d
+        total += d
+    return (10 - total % 10) % 10 == int(npi[9])
+
+
+@family(
+    "npi",
+    reads=("rendering_npi", "billing_npi", "referring_npi"),
+    data=("CMS NPI check-digit algorithm",),
+    fields=[
+        ("rendering_npi_valid", T.BOOL, "the rendering NPI passes the CMS format and check digit"),
+        ("billing_npi_valid", T.BOOL, "the billing NPI passes the CMS format and check digit"),
+        ("referring_npi_valid", T.BOOL, "the referring NPI passes the CMS format and check digit"),
+        ("referrer_is_rendering", T.BOOL, "the referring NPI is the rendering provider's own NPI"),
+    ],
+)
+def _npi(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
+    out = {f"{c}_valid": _map_unique(frame[c], npi_is_valid, "boolean")
+           for c in ("rendering_npi", "billing_npi", "referring_npi")}
+    both = frame["referring_npi"].notna() & frame["rendering_npi"].notna()
+    same = (frame["referring_npi"] == frame["rendering_npi"]).fillna(False)
+    out["referrer_is_rendering"] = pd.Series(same.astype(bool), dtype="boolean").where(both, pd.NA)
+    return out
+
+
+# -- providers ------------------------------------------------------------------------------------
+@family(
+    "providers",
+    reads=("rendering_taxonomy", "referring_taxonomy", "payer_type", "payer_id"),
+    data=("tables/taxonomy_classes.csv", "payers.yaml: qualified_education_providers"),
+    fields=[
+        ("rendering_provider_class", T.TEXT, "provider class of the rendering taxonomy (physician, registered_nurse, ...; other if unlisted)"),
+        ("referring_provider_class", T.TEXT, "provider class of the referring taxonomy"),
+        ("rendering_qualified_for_education", T.BOOL, "the rendering provider class is on the payer's list qualified for 98960-98962"),
+    ],
+)
+def _providers(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
+    rows = sorted(ctx.reference.tables.get("taxonomy_classes.csv", []), key=lambda r: -len(r["prefix"]))
+
+    def classify(taxonomy: str) -> str:
+        return next((r["provider_class"] for r in rows if taxonomy.startswith(r["prefix"])), "other")
+
+    rendering = _map_unique(frame["rendering_taxonomy"], classify, "string")
+    referring = _map_unique(frame["referring_taxonomy"], classify, "string")
+    qualified_lists = _payer_settings(frame, ctx, "qualified_education_providers")
+    qualified = [None if pd.isna(c) else c in (q or ()) for c, q in zip(rendering, qualified_lists, strict=True)]
+    return {
+        "rendering_provider_class": rendering,
+        "referring_provider_class": referring,
+        "rendering_qualified_for_education": pd.Series(qualified, index=frame.index, dtype="boolean"),
+    }
+
+
+# -- payer settings -------------------------------------------------------------------------------
+@family(
+    "payer",
+    reads=("payer_type", "payer_id", "cpt", "service_date", "submission_date"),
+    data=("payers.yaml",),
+    fields=[
+        ("filing_deadline", T.DATE, "last day to file under the payer's filing limit"),
+        ("filing_days_left", T.INT, "days from the submission date (default: run date) to the filing deadline"),
+        ("filing_warning_days", T.INT, "the payer's warning window before the filing limit, in days"),
+        ("filing_limit", T.TEXT, "the payer's filing limit, e.g. '90 days' or '12 months'"),
+        ("prior_auth_required", T.BOOL, "the payer requires a prior authorization for this code"),
+        ("telehealth_modifier_required", T.BOOL, "the payer wants 95/93 on telehealth POS 02/10"),
+        ("therapy_modifier_required", T.BOOL, "the payer wants GP/GO/GN on therapy codes"),
+        ("time_rule", T.TEXT, "how minutes earn units of 30-minute codes: midpoint or full_unit"),
+        ("therapy_time_rule", T.TEXT, "how minutes earn units of 15-minute therapy codes: eight_minute or per_code"),
+    ],
+)
+def _payer(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
+    limits = _payer_settings(frame, ctx, "filing_limit")
+    service = frame["service_date"]
+    submitted = frame["submission_date"].fillna(pd.Timestamp(ctx.run_date))
+    deadline = pd.Series(pd.NaT, index=frame.index, dtype=service.dtype)
+    limit_text = pd.Series(pd.NA, index=frame.index, dtype="string")
+    for key in {tuple(sorted(v.items())) for v in limits if v}:
+        unit, n = key[0]
+        mask = limits.map(lambda v, k=key: bool(v) and tuple(sorted(v.items())) == k).astype(bool)
+        offset = pd.DateOffset(months=n) if unit == "months" else pd.Timedelta(days=n)
+        deadline[mask] = service[mask] + offset
+        limit_text[mask] = f"{n} {unit}"
+    days_left = (deadline - submitted).dt.days.astype("Int64")
+    pa_codes = _payer_settings(frame, ctx, "prior_auth_codes")
+    pa = [None if pd.isna(c) else c in (codes or ()) for c, codes in zip(frame["cpt"], pa_codes, strict=True)]
+    return {
+        "filing_deadline": deadline,
+        "filing_days_left": days_left,
+        "filing_warning_days": _payer_settings(frame, ctx, "filing_warning_days").astype("Int64"),
+        "filing_limit": limit_text,
+        "prior_auth_required": pd.Series(pa, index=frame.index, dtype="boolean"),
+        "telehealth_modifier_required": _payer_settings(frame, ctx, "telehealth_modifier_required").astype("boolean"),
+        "therapy_modifier_required": _payer_settings(frame, ctx, "therapy_modifier_required").astype("boolean"),
+        "time_rule": _payer_settings(frame, ctx, "time_rule").astype("string"),
+        "therapy_time_rule": _payer_settings(frame, ctx, "therapy_time_rule").astype("string"),
+    }
+
+
+# -- time and units -------------------------------------------------------------------------------
+def units_for_minutes(minutes: pd.Series, unit: pd.Series, threshold: pd.Series) -> pd.Series:
+    """Units earned: 0 below the threshold, else floor((m - t) / U) + 1 (domain.md §1.1)."""
+    earned = (minutes - threshold) // unit + 1
+    return earned.where(minutes >= threshold, 0)
+
+
+@family(
+    "time",
+    reads=("cpt", "minutes", "units", "patient_id", "service_date", "rendering_npi", "payer_type", "payer_id"),
+    data=("tables/timed_codes.csv", "payers.yaml: time_rule, therapy_time_rule"),
+    fields=[
+        ("timed_code", T.BOOL, "the code is billed per unit of time"),
+        ("time_unit_minutes", T.INT, "minutes in one unit of the code (30 or 15)"),
+        ("minimum_minutes_for_one_unit", T.INT, "minutes the line needs for its first unit under the payer's rule"),
+        ("units_supported_by_minutes", T.INT, "units the line's minutes support under the payer's per-line rule"),
+        ("day_timed_minutes", T.INT, "minutes of 15-minute therapy codes for the patient, date and provider (8-minute rule payers)"),
+        ("day_timed_units", T.INT, "units of 15-minute therapy codes for the patient, date and provider (8-minute rule payers)"),
+        ("day_timed_units_allowed", T.INT, "units the day's total minutes support under the CMS 8-minute rule"),
+    ],
+)
+def _time(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
+    table = {r["cpt"]: int(r["unit_minutes"]) for r in ctx.reference.tables.get("timed_codes.csv", [])}
+    unit = frame["cpt"].map(table).astype("Int64")
+    time_rule = _payer_settings(frame, ctx, "time_rule")
+    therapy_rule = _payer_settings(frame, ctx, "therapy_time_rule")
+    is30, is15 = unit == 30, unit == 15
+    eight = (is15 & (therapy_rule == "eight_minute")).fillna(False).astype(bool)
+    full = (time_rule == "full_unit").astype(bool)
+    # Mid-point: t = floor(U/2) + 1 (16 for 30 minutes, 8 for 15); full unit: t = U.
+    threshold = (unit // 2 + 1).where(~(is30 & full).fillna(False), unit).where(~eight, pd.NA).astype("Int64")
+    minutes = frame["minutes"]
+    per_line = units_for_minutes(minutes, unit, threshold).where(~(is30.fillna(False) & full), minutes // unit)
+    per_line = per_line.where(threshold.notna()).astype("Int64")
+
+    day_minutes = pd.Series(pd.NA, index=frame.index, dtype="Int64")
+    day_units = pd.Series(pd.NA, index=frame.index, dtype="Int64")
+    day_allowed = pd.Series(pd.NA, index=frame.index, dtype="Int64")
+    if eight.any():
+        keys = ["patient_id", "service_date", "rendering_npi"]
+        sub = frame.loc[eight, [*keys, "minutes", "units"]]
+        grouped = sub.groupby(keys, dropna=False, sort=False)
+        total_minutes = grouped["minutes"].transform("sum")
+        complete = grouped["minutes"].transform(lambda s: s.notna().all()).astype(bool)
+        total_units = grouped["units"].transform("sum")
+        allowed = units_for_minutes(total_minutes, pd.Series(15, index=sub.index), pd.Series(8, index=sub.index))
+        day_minutes[sub.index] = total_minutes.where(complete)
+        day_units[sub.index] = total_units
+        day_allowed[sub.index] = allowed.where(complete)
+    return {
+        "timed_code": unit.notna().astype("boolean"),
+        "time_unit_minutes": unit,
+        "minimum_minutes_for_one_unit": threshold,
+        "units_supported_by_minutes": per_line,
+        "day_timed_minutes": day_minutes,
+        "day_timed_units": day_units,
+        "day_timed_units_allowed": day_allowed,
+    }
+
+
+# -- education groups -----------------------------------------------------------------------------
+@family(
+    "sessions",
+    reads=("cpt", "group_size", "session_id", "service_date", "patient_id"),
+    data=("tables/education_group_codes.csv",),
+    fields=[
+        ("edu_min_patients", T.INT, "fewest patients the billed education code allows"),
+        ("edu_max_patients", T.INT, "most patients the billed education code allows"),
+        ("edu_code_for_group_size", T.TEXT, "the education code that fits the documented group size"),
+        ("session_patient_count", T.INT, "distinct patients billed an education code for the session and date in this batch"),
+        ("edu_code_for_session_count", T.TEXT, "the education code that fits the patients billed for the session"),
+        ("session_edu_codes", T.LIST, "distinct education codes billed for the session and date"),
+        ("session_edu_code_count", T.INT, "number of distinct education codes billed for the session and date"),
+    ],
+)
+def _sessions(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
+    rows = ctx.reference.tables.get("education_group_codes.csv", [])
+    low = frame["cpt"].map({r["cpt"]: int(r["min_patients"]) for r in rows}).astype("Int64")
+    high = frame["cpt"].map({r["cpt"]: int(r["max_patients"]) for r in rows}).astype("Int64")
+
+    def code_for(count: pd.Series) -> pd.Series:
+        out = pd.Series(pd.NA, index=count.index, dtype="string")
+        for r in rows:
+            fits = ((count >= int(r["min_patients"])) & (count <= int(r["max_patients"]))).fillna(False)
+            out[fits.astype(bool)] = r["cpt"]
+        return out
+
+    is_edu = low.notna()
+    in_session = is_edu & frame["session_id"].notna()
+    count = pd.Series(pd.NA, index=frame.index, dtype="Int64")
+    codes = pd.Series(pd.NA, index=frame.index, dtype="string")
+    n_codes = pd.Series(pd.NA, index=frame.index, dtype="Int64")
+    if in_session.any():
+        sub = frame.loc[in_session, ["session_id", "service_date", "patient_id", "cpt"]]
+        grouped = sub.groupby(["session_id", "service_date"], sort=False)
+        count[sub.index] = grouped["patient_id"].transform("nunique")
+        joined = grouped["cpt"].transform(lambda s: ";".join(sorted(set(s.dropna()))))
+        codes[sub.index] = joined
+        n_codes[sub.index] = grouped["cpt"].transform("nunique")
+    return {
+        "edu_min_patients": low,
+        "edu_max_patients": high,
+        "edu_code_for_group_size": code_for(frame["group_size"]),
+        "session_patient_count": count,
+        "edu_code_for_session_count": code_for(count),
+        "session_edu_codes": codes,
+        "session_edu_code_count": n_codes,
+    }
+
+
+# -- duplicates -----------------------------------------------------------------------------------
+@family(
+    "duplicates",
+    reads=("claim_id", "line_no", "patient_id", "service_date", "cpt", "modifiers", "units", "rendering_npi"),
+    data=(),
+    fields=[
+        ("duplicate_of", T.TEXT, "claim_id:line_no of an earlier line with the same patient, date, code, modifiers, units and rendering NPI"),
+        ("line_key_count", T.INT, "how many lines in the batch share this line's claim_id and line_no"),
+    ],
+)
+def _duplicates(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
+    mods = _map_unique(frame["modifiers"], lambda m: ";".join(sorted(_items(m))))
+    key = frame[["patient_id", "service_date", "cpt", "units", "rendering_npi"]].assign(mods=mods)
+    complete = key.drop(columns="mods").notna().all(axis=1)
+    group = key.groupby(list(key.columns), dropna=False, sort=False).ngroup()
+    first_pos = pd.Series(np.arange(len(frame)), index=frame.index).groupby(group.to_numpy()).transform("min")
+    label = frame["claim_id"].astype("string").fillna("?") + ":" + frame["line_no"].astype("string").fillna("?")
+    earlier = (first_pos.to_numpy() != np.arange(len(frame))) & complete.to_numpy()
+    duplicate_of = pd.Series(label.to_numpy()[first_pos.to_numpy()], index=frame.index, dtype="string").where(earlier)
+    line_key = frame.groupby(["claim_id", "line_no"], dropna=False, sort=False)["cpt"].transform("size")
+    return {"duplicate_of": duplicate_of, "line_key_count": line_key.astype("Int64")}
+
+
+# -- same-day bundling ----------------------------------------------------------------------------
+@family(
+    "bundling",
+    reads=("patient_id", "service_date", "billing_npi", "cpt", "modifiers"),
+    data=("code_sets.yaml: em_codes", "tables/ncci_ptp_therapy.csv"),
+    fields=[
+        ("same_day_em_code", T.TEXT, "an E/M code billed for the same patient, date and billing NPI"),
+        ("ncci_column1_code", T.TEXT, "a column-1 code of an NCCI PTP pair billed for the same patient and date, when this line is its column-2 code"),
+    ],
+)
+def _bundling(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
+    is_em = _in_set(frame, "cpt", ctx, "em_codes")
+    same_day_em = pd.Series(pd.NA, index=frame.index, dtype="string")
+    if is_em.any():
+        keys = ["patient_id", "service_date", "billing_npi"]
+        em = frame.loc[is_em, [*keys, "cpt"]].dropna(subset=keys).drop_duplicates(subset=keys)
+        merged = frame[keys].reset_index().merge(em, on=keys, how="left").set_index("index")
+        same_day_em = merged["cpt"].reindex(frame.index).astype("string")
+
+    column1 = pd.Series(pd.NA, index=frame.index, dtype="string")
+    for row in ctx.reference.tables.get("ncci_ptp_therapy.csv", []):
+        start = pd.Timestamp(row["effective_from"]) if row["effective_from"] else pd.Timestamp.min
+        end = pd.Timestamp(row["effective_to"]) if row["effective_to"] else pd.Timestamp.max
+        in_force = frame["service_date"].between(start, end).fillna(False)
+        col2 = (frame["cpt"] == row["column2"]).fillna(False) & in_force & column1.isna()
+        if not col2.any():
+            continue
+        days = frame.loc[(frame["cpt"] == row["column1"]).fillna(False), ["patient_id", "service_date"]].dropna()
+        day_keys = set(zip(days["patient_id"], days["service_date"], strict=True))
+        hit = [k in day_keys for k in zip(frame["patient_id"], frame["service_date"], strict=True)]
+        column1[col2 & pd.Series(hit, index=frame.index)] = row["column1"]
+    return {"same_day_em_code": same_day_em, "ncci_column1_code": column1}
+
+
+# -- frequency ------------------------------------------------------------------------------------
+@family(
+    "frequency",
+    reads=("patient_id", "service_date", "cpt", "units"),
+    data=("code_sets.yaml: therapy_eval_codes, dsmt_codes",),
+    fields=[
+        ("eval_units_day", T.INT, "units of PT evaluation codes (97161-97164) for the patient and date"),
+        ("dsmt_units_year", T.INT, "units of DSMT (G0108/G0109) for the patient in the calendar year, in this batch"),
+    ],
+)
+def _frequency(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
+    def total(mask: pd.Series, keys: list[pd.Series]) -> pd.Series:
+        out = pd.Series(pd.NA, index=frame.index, dtype="Int64")
+        if mask.any():
+            sub = frame.loc[mask, "units"]
+            out[mask] = sub.groupby([k[mask] for k in keys], dropna=False, sort=False).transform("sum")
+        return out
+
+    year = frame["service_date"].dt.year
+    return {
+        "eval_units_day": total(_in_set(frame, "cpt", ctx, "therapy_eval_codes"), [frame["patient_id"], frame["service_date"]]),
+        "dsmt_units_year": total(_in_set(frame, "cpt", ctx, "dsmt_codes"), [frame["patient_id"], year]),
+    }
+
+
+# -- orders ---------------------------------------------------------------------------------------
+@family(
+    "orders",
+    reads=("order_date", "service_date"),
+    data=(),
+    fields=[("days_from_order_to_service", T.INT, "days from the order / plan-of-care certification date to the service date")],
+)
+def _orders(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
+    return {"days_from_order_to_service": (frame["service_date"] - frame["order_date"]).dt.days.astype("Int64")}
+
+
+# -- input problems -------------------------------------------------------------------------------
+# Filled by the reader (claims.py), which is where unreadable values are found; registered here
+# so that rules may test them like any other field.
+INPUT_PROBLEM_FIELDS = {
+    "unreadable_values": "the columns whose values cannot be read, with the reason",
+    "missing_required": "required columns that are empty on this line",
+}
+for _name, _doc in INPUT_PROBLEM_FIELDS.items():
+    DERIVED[_name] = DerivedField(_name, T.TEXT, _doc, "input")

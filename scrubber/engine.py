@@ -1,0 +1,191 @@
+"""The only module that touches durable-rules: facts in, the lines each rule fires on out.
+
+The C extension `durable_rules_engine` is driven directly (engine-notes §7.1): no `Host`, whose
+timer threads race with batch calls and lose matches (P4). Each rule has its own ruleset,
+created once per process. A rule sees only the fields it reads, so lines that agree on those
+fields are one fact: the engine evaluates each distinct projection once and the result is
+broadcast back to the lines (§3, "per-rule-group dedup"). Facts are JSON text built here:
+missing values are omitted keys (P10), numbers never use exponent form (P1/P15), text goes
+through `compile.encode_text` (P13/P14), ids are chunk-local (P2), and every batch ends with a
+marker fact whose rule must fire, or the batch was silently truncated (P1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import durable_rules_engine as dre
+import numpy as np
+import pandas as pd
+
+from scrubber.compile import FACT_KIND, CompiledRule, FlagColumn, encode_text
+from scrubber.errors import EngineError
+from scrubber.fields import FieldType
+from scrubber import regex
+
+CHUNK_SIZE = 1000  # facts per assert_facts call; ids 0..CHUNK_SIZE stay clear of FNV collisions (P2)
+_ID = re.compile(r'"id": (\d+)')
+_END_PREFIX = '{"__end"'
+_MISSING = -1
+
+# Ruleset handles are process-global in the C engine (P20): never shared across a fork, never
+# deleted (delete_ruleset leaks, P17). Keyed by the ruleset text, so identical rules share one.
+_handles: dict[tuple[int, str], int] = {}
+
+
+def _handle(compiled: CompiledRule) -> int:
+    text = compiled.ruleset_json()
+    key = (os.getpid(), text)
+    if key not in _handles:
+        try:
+            _handles[key] = dre.create_ruleset(f"r{len(_handles)}", text)
+        except Exception as exc:  # the engine raises its own bare error type
+            raise EngineError(f"rule {compiled.rule_id} cannot be loaded by the engine: {exc}") from None
+    return _handles[key]
+
+
+def check_ruleset(compiled: CompiledRule) -> str | None:
+    """Trial-load a compiled rule; return the engine's complaint, if any (used by `rules check`)."""
+    try:
+        _handle(compiled)
+    except EngineError as exc:
+        return str(exc)
+    return None
+
+
+def _number_json(value: float) -> str:
+    if value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    text = np.format_float_positional(value, unique=True, trim="0")
+    return text if "." in text else text + ".0"
+
+
+def _value_json(value: Any, ftype: FieldType) -> str:
+    """The JSON text of one non-missing value, as the engine must see it."""
+    if ftype is FieldType.TEXT:
+        return json.dumps(encode_text(str(value)), ensure_ascii=False)
+    if ftype is FieldType.LIST:
+        items = [encode_text(v) for v in str(value).split(";") if v]
+        return json.dumps(items, ensure_ascii=False)
+    if ftype is FieldType.BOOL:
+        return "true" if bool(value) else "false"
+    if ftype is FieldType.DATE:
+        ts = pd.Timestamp(value)
+        return str(ts.year * 10000 + ts.month * 100 + ts.day)
+    if ftype is FieldType.INT:
+        return str(int(value))
+    return _number_json(float(value))
+
+
+class FactFrame:
+    """A frame's columns factorized once and encoded once per distinct value, shared by rules."""
+
+    def __init__(self, frame: pd.DataFrame, field_types: Mapping[str, FieldType]):
+        self.frame = frame
+        self.types = field_types
+        self._columns: dict[str, tuple[np.ndarray, list[str]]] = {}
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def column(self, name: str) -> tuple[np.ndarray, list[str]]:
+        """Factorize codes (-1 = missing) and the `"name": value` JSON fragment of each code."""
+        if name not in self._columns:
+            series = self.frame[name]
+            ftype = self.types[name]
+            if ftype is FieldType.LIST:
+                series = series.where(series != "", None)
+            codes, uniques = pd.factorize(series, use_na_sentinel=True)
+            key = json.dumps(name)
+            fragments = [f"{key}: {_value_json(v, ftype)}" for v in uniques]
+            self._columns[name] = (codes.astype(np.int64), fragments)
+        return self._columns[name]
+
+    def flag(self, spec: FlagColumn) -> tuple[np.ndarray, list[str]]:
+        """A flag column (see compile.FlagColumn): codes 0 = false, 1 = true, -1 = field missing."""
+        codes, _ = self.column(spec.field)
+        values = self.frame[spec.field]
+        if spec.kind == "in":
+            ftype = self.types[spec.field]
+            wanted = set(spec.values) if ftype is not FieldType.DATE else {pd.Timestamp(v) for v in spec.values}
+            hit = values.isin(wanted).to_numpy(dtype=bool, na_value=False)
+        else:
+            pattern = re.compile(spec.pattern, regex.python_flags())
+            hit = np.array([bool(pattern.fullmatch(str(v))) if c >= 0 else False
+                            for v, c in zip(values, codes, strict=True)], dtype=bool)
+        flag_codes = np.where(codes < 0, _MISSING, hit.astype(np.int64))
+        key = json.dumps(spec.name)
+        return flag_codes, [f"{key}: false", f"{key}: true"]
+
+
+def evaluate(compiled: CompiledRule, facts: FactFrame) -> np.ndarray:
+    """Return a boolean mask: the lines of `facts` on which the rule fires."""
+    n = len(facts)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    columns = [facts.column(f) for f in compiled.fields] + [facts.flag(s) for s in compiled.flags]
+    group_of_line, representatives = _distinct(columns, n)
+    fired_groups = np.zeros(len(representatives), dtype=bool)
+    handle = _handle(compiled)
+    for start in range(0, len(representatives), CHUNK_SIZE):
+        reps = representatives[start : start + CHUNK_SIZE]
+        texts = []
+        for local_id, row in enumerate(reps):
+            parts = [frags[codes[row]] for codes, frags in columns if codes[row] >= 0]
+            parts.append(f'"{FACT_KIND}": "c"')
+            parts.append(f'"id": {local_id}')
+            texts.append("{" + ", ".join(parts) + "}")
+        for local_id in _run_chunk(handle, texts, compiled.rule_id):
+            fired_groups[start + local_id] = True
+    return fired_groups[group_of_line]
+
+
+def _distinct(columns: list[tuple[np.ndarray, list[str]]], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Group lines by their projection: (group index per line, first line of each group)."""
+    key = np.zeros(n, dtype=np.int64)
+    span = 1
+    for codes, fragments in columns:
+        radix = len(fragments) + 1
+        if span * radix >= 2**62:  # keep the mixed-radix key inside int64
+            key = pd.factorize(key)[0].astype(np.int64)
+            span = int(key.max()) + 1
+        key = key * radix + (codes + 1)
+        span *= radix
+    group_of_line, uniques = pd.factorize(key)
+    first = np.full(len(uniques), n, dtype=np.int64)
+    np.minimum.at(first, group_of_line, np.arange(n, dtype=np.int64))
+    return group_of_line, first
+
+
+def _run_chunk(handle: int, texts: list[str], rule_id: str) -> set[int]:
+    """Assert one chunk of facts, drain the actions, retract; return the ids the rule fired on."""
+    end_id = len(texts)
+    payload = "[" + ", ".join([*texts, f'{{"{FACT_KIND}": "end", "id": {end_id}}}']) + "]"
+    retract = "[" + ", ".join(f'{{"id": {i}}}' for i in range(end_id + 1)) + "]"
+    fired: set[int] = set()
+    ended = False
+    try:
+        code, state = dre.assert_facts(handle, payload)
+        if code != 0:
+            raise EngineError(f"rule {rule_id}: the engine returned code {code} for a batch")
+        result = dre.start_action_for_state(handle, state)
+        messages = result[1] if result else None
+        while messages:
+            if messages.startswith(_END_PREFIX):
+                ended = True
+            else:
+                fired.update(int(i) for i in _ID.findall(messages))
+            messages = dre.complete_and_start_action(handle, state)
+    except EngineError:
+        raise
+    except Exception as exc:  # the engine's own error type carries only a code
+        raise EngineError(f"rule {rule_id}: the engine failed on a batch: {exc}") from None
+    finally:
+        dre.retract_facts(handle, retract)
+    if not ended:
+        raise EngineError(f"rule {rule_id}: the engine stopped before the end of a batch")
+    return fired

@@ -1,0 +1,50 @@
+"""One scrub run end to end: read, scrub, write all outputs at once."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+from scrubber import output
+from scrubber.claims import load_mapping, read_batch
+from scrubber.loader import BUNDLED_RULES, load_pack
+from scrubber.report import Report, build_summary
+from scrubber.scrub import scrub
+
+
+def run_scrub(inputs: list[Path], out: Path, rules_dirs: list[Path], mapping: Path | None, fmt: str,
+              fail_on: str, select: list[str], ignore: list[str], run_date: date) -> Report:
+    started = datetime.now(timezone.utc)
+    clock = time.perf_counter()
+    pack = load_pack(rules_dirs or [BUNDLED_RULES], select, ignore)
+    batch = read_batch(inputs, load_mapping(mapping))
+    result = scrub(batch, pack, run_date)
+    annotated = output.annotated_frame(batch, result)
+    records = output.finding_records(result, pack)
+    inputs_info = [
+        {"file": name, "lines": lines, "sha256": output.file_sha256(path)}
+        for (name, lines), path in zip(batch.sources, inputs, strict=True)
+    ]
+    run_info = {
+        "started": started.isoformat(timespec="seconds"),
+        "seconds": None,
+        "run_date": run_date.isoformat(),
+    }
+    summary, report = build_summary(annotated["scrub_status"], result.findings, batch.typed, pack,
+                                    inputs_info, fail_on, run_info)
+    run_info["seconds"] = round(time.perf_counter() - clock, 3)
+    annotated_name = "annotated.parquet" if fmt == "parquet" else "annotated.csv"
+    writers = {
+        annotated_name: (lambda p: output._write_parquet(annotated, p)) if fmt == "parquet"
+        else (lambda p: output._write_csv(annotated, p)),
+        "findings.jsonl": lambda p: p.write_text("".join(_jsonl(r) for r in records), encoding="utf-8"),
+        "summary.json": lambda p: p.write_text(output.json_text(summary), encoding="utf-8"),
+    }
+    output.write_output(out, writers)
+    return report
+
+
+def _jsonl(record: dict[str, object]) -> str:
+    return json.dumps(record, ensure_ascii=False) + "\n"

@@ -1,0 +1,270 @@
+"""Reference data under `rules/`: named code sets, payer settings and code tables.
+
+Everything that differs by payer or changes with the code-set calendar is data here, not Python.
+Several rule folders can be layered (`--rules` given more than once): a later folder's code set
+or table replaces the earlier one of the same name, and its payer settings are merged over the
+earlier ones key by key.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from scrubber import yamlfile
+from scrubber.errors import ConfigProblem
+from scrubber.fields import PAYER_TYPES
+
+PAYER_SETTINGS: dict[str, str] = {
+    "filing_limit": "{days: N} or {months: N}: the timely filing limit",
+    "filing_warning_days": "days before the filing limit at which a line is at risk",
+    "time_rule": "midpoint or full_unit: how minutes earn units of 30-minute codes",
+    "therapy_time_rule": "eight_minute or per_code: how minutes earn units of 15-minute therapy codes",
+    "telehealth_modifier_required": "true or false: POS 02/10 must carry 95/93",
+    "therapy_modifier_required": "true or false: therapy codes must carry GP/GO/GN",
+    "prior_auth_codes": "codes that need a prior authorization number",
+    "qualified_education_providers": "provider classes qualified to render 98960-98962",
+    "chronic_conditions": "condition categories that show an established condition",
+    "rule_severity": "{RULE_ID: deny|at-risk}: severity overrides for this payer",
+    "payer_type": "the payer type this payer_id belongs to (payer profiles only)",
+}
+_ENUM_SETTINGS = {
+    "time_rule": ("midpoint", "full_unit"),
+    "therapy_time_rule": ("eight_minute", "per_code"),
+}
+_BOOL_SETTINGS = ("telehealth_modifier_required", "therapy_modifier_required")
+_LIST_SETTINGS = ("prior_auth_codes", "qualified_education_providers", "chronic_conditions")
+
+TABLES: dict[str, tuple[str, ...]] = {
+    "taxonomy_classes.csv": ("prefix", "provider_class", "display", "source"),
+    "chronic_conditions.csv": ("prefix", "category", "display", "source"),
+    "timed_codes.csv": ("cpt", "unit_minutes", "kind", "source"),
+    "education_group_codes.csv": ("cpt", "min_patients", "max_patients", "source"),
+    "ncci_ptp_therapy.csv": ("column1", "column2", "modifier_indicator", "effective_from", "effective_to", "source"),
+}
+
+
+@dataclass(frozen=True)
+class CodeSet:
+    name: str
+    values: tuple[str, ...]
+    description: str
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class IcdTable:
+    """The ICD-10-CM code set: every valid code (undotted) and the billable (leaf) ones."""
+
+    name: str
+    valid: frozenset[str]
+    billable: frozenset[str]
+    content_hash: str
+
+
+@dataclass
+class ReferenceData:
+    code_sets: dict[str, CodeSet] = field(default_factory=dict)
+    payer_defaults: dict[str, Any] = field(default_factory=dict)
+    payer_types: dict[str, dict[str, Any]] = field(default_factory=dict)
+    payers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tables: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    hashes: dict[str, str] = field(default_factory=dict)  # relative path -> sha256 of content
+    icd: IcdTable | None = None
+
+    def settings_for(self, payer_type: str | None, payer_id: str | None) -> dict[str, Any]:
+        """The effective settings of one payer: defaults < payer type < payer profile."""
+        out = dict(self.payer_defaults)
+        profile = self.payers.get(payer_id or "", {})
+        ptype = profile.get("payer_type", payer_type)
+        out.update(self.payer_types.get(ptype or "", {}))
+        out.update({k: v for k, v in profile.items() if k != "payer_type"})
+        return out
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_reference(dirs: list[Path], problems: list[ConfigProblem]) -> ReferenceData:
+    """Load and merge the reference data of each rules folder, in order."""
+    ref = ReferenceData()
+    for directory in dirs:
+        _load_code_sets(directory, ref, problems)
+        _load_payers(directory, ref, problems)
+        _load_tables(directory, ref, problems)
+    ref.icd = load_icd10cm()
+    ref.hashes["icd10cm:" + ref.icd.name] = ref.icd.content_hash
+    return ref
+
+
+def _rel(directory: Path, path: Path) -> str:
+    return str(path)
+
+
+def _load_code_sets(directory: Path, ref: ReferenceData, problems: list[ConfigProblem]) -> None:
+    path = directory / "code_sets.yaml"
+    if not path.exists():
+        return
+    ref.hashes[str(path)] = _sha(path.read_bytes())
+    data, found = yamlfile.load(path)
+    problems.extend(found)
+    if data is None:
+        return
+    if not isinstance(data, dict):
+        problems.append(ConfigProblem(str(path), 1, 1, "expected a mapping of set name to {values, description, sources}"))
+        return
+    for name, body in data.items():
+        line, col = yamlfile.key_pos(data, name)
+        if not isinstance(body, dict) or not isinstance(body.get("values"), list):
+            problems.append(ConfigProblem(str(path), line, col, f"code set '{name}' needs a 'values' list"))
+            continue
+        unknown = set(body) - {"values", "description", "sources"}
+        for key in sorted(unknown):
+            kl, kc = yamlfile.key_pos(body, key)
+            problems.append(ConfigProblem(str(path), kl, kc, f"unknown key '{key}' in code set '{name}'; expected values, description, sources"))
+        values = body["values"]
+        if not values:
+            problems.append(ConfigProblem(str(path), line, col, f"code set '{name}' is empty; list at least one code"))
+        for i, v in enumerate(values):
+            if not isinstance(v, str):
+                il, ic = yamlfile.item_pos(values, i)
+                problems.append(ConfigProblem(str(path), il, ic, f"code {v!r} in set '{name}' is not text; quote it: \"{v}\""))
+        if not body.get("sources"):
+            problems.append(ConfigProblem(str(path), line, col, f"code set '{name}' has no sources; cite where its codes come from"))
+        ref.code_sets[name] = CodeSet(
+            name, tuple(str(v) for v in values), str(body.get("description", "")),
+            tuple(str(s) for s in body.get("sources") or ()),
+        )
+
+
+def _check_settings(path: str, node: Any, where: str, problems: list[ConfigProblem], profile: bool) -> dict[str, Any]:
+    if not isinstance(node, dict):
+        problems.append(ConfigProblem(path, *getattr(node, "mark", (1, 1)), f"{where}: expected a mapping of settings"))
+        return {}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        line, col = yamlfile.key_pos(node, key)
+        vline, vcol = yamlfile.value_pos(node, key)
+        if key not in PAYER_SETTINGS or (key == "payer_type" and not profile):
+            from scrubber.loader import did_you_mean
+
+            problems.append(ConfigProblem(path, line, col, f"unknown setting '{key}' in {where}{did_you_mean(key, PAYER_SETTINGS)}; expected one of: {', '.join(k for k in PAYER_SETTINGS if profile or k != 'payer_type')}"))
+            continue
+        bad = None
+        if key == "filing_limit":
+            if not (isinstance(value, dict) and len(value) == 1 and set(value) <= {"days", "months"}
+                    and isinstance(next(iter(value.values())), int) and next(iter(value.values())) > 0):
+                bad = "expected {days: N} or {months: N} with N a positive whole number"
+        elif key == "filing_warning_days":
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                bad = "expected a whole number of days (0 or more)"
+        elif key in _ENUM_SETTINGS:
+            if value not in _ENUM_SETTINGS[key]:
+                bad = f"expected one of: {', '.join(_ENUM_SETTINGS[key])}"
+        elif key in _BOOL_SETTINGS:
+            if not isinstance(value, bool):
+                bad = "expected true or false"
+        elif key in _LIST_SETTINGS:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                bad = "expected a list of text values (quote codes)"
+        elif key == "rule_severity":
+            if not isinstance(value, dict) or not all(v in ("deny", "at-risk") for v in value.values()):
+                bad = "expected {RULE_ID: deny|at-risk}"
+        elif key == "payer_type" and value not in PAYER_TYPES:
+            bad = f"expected one of: {', '.join(PAYER_TYPES)}"
+        if bad:
+            problems.append(ConfigProblem(path, vline, vcol, f"{where}: '{key}' is {value!r}; {bad}"))
+            continue
+        out[key] = value
+    return out
+
+
+def _load_payers(directory: Path, ref: ReferenceData, problems: list[ConfigProblem]) -> None:
+    path = directory / "payers.yaml"
+    if not path.exists():
+        return
+    ref.hashes[str(path)] = _sha(path.read_bytes())
+    data, found = yamlfile.load(path)
+    problems.extend(found)
+    if data is None:
+        return
+    shown = str(path)
+    if not isinstance(data, dict):
+        problems.append(ConfigProblem(shown, 1, 1, "expected a mapping with defaults, payer_types, payers"))
+        return
+    for key in data:
+        if key not in ("defaults", "payer_types", "payers"):
+            line, col = yamlfile.key_pos(data, key)
+            problems.append(ConfigProblem(shown, line, col, f"unknown section '{key}'; expected defaults, payer_types, payers"))
+    ref.payer_defaults.update(_check_settings(shown, data.get("defaults") or {}, "defaults", problems, False))
+    for ptype, body in (data.get("payer_types") or {}).items():
+        if ptype not in PAYER_TYPES:
+            line, col = yamlfile.key_pos(data["payer_types"], ptype)
+            problems.append(ConfigProblem(shown, line, col, f"unknown payer type '{ptype}'; expected one of: {', '.join(PAYER_TYPES)}"))
+            continue
+        merged = dict(ref.payer_types.get(ptype, {}))
+        merged.update(_check_settings(shown, body or {}, f"payer type {ptype}", problems, False))
+        ref.payer_types[ptype] = merged
+    for payer_id, body in (data.get("payers") or {}).items():
+        merged = dict(ref.payers.get(str(payer_id), {}))
+        merged.update(_check_settings(shown, body or {}, f"payer {payer_id}", problems, True))
+        ref.payers[str(payer_id)] = merged
+
+
+def _load_tables(directory: Path, ref: ReferenceData, problems: list[ConfigProblem]) -> None:
+    for name, columns in TABLES.items():
+        path = directory / "tables" / name
+        if not path.exists():
+            continue
+        raw = path.read_bytes()
+        ref.hashes[str(path)] = _sha(raw)
+        try:
+            reader = csv.DictReader(io.StringIO(raw.decode("utf-8")))
+            rows = list(reader)
+        except (UnicodeDecodeError, csv.Error) as exc:
+            problems.append(ConfigProblem(str(path), 1, 1, f"cannot read the table: {exc}"))
+            continue
+        header = tuple(reader.fieldnames or ())
+        if header != columns:
+            problems.append(ConfigProblem(str(path), 1, 1, f"columns are {', '.join(header)}; expected {', '.join(columns)}"))
+            continue
+        for i, row in enumerate(rows, start=2):
+            if None in row or any(v is None for v in row.values()):
+                problems.append(ConfigProblem(str(path), i, 1, f"row has {len(row) + len(row.get(None) or []) - 1} cells; expected {len(columns)}"))
+            elif not row.get("source", "x"):
+                problems.append(ConfigProblem(str(path), i, 1, "row has no source; cite where the value comes from"))
+        ref.tables[name] = rows
+
+
+_ICD_CACHE: IcdTable | None = None
+
+
+def load_icd10cm() -> IcdTable:
+    """Read the ICD-10-CM code list shipped by the simple-icd-10-cm package (CMS data).
+
+    The package's module parses a 10 MB XML file on import; only its plain code list is needed:
+    valid codes, and billable codes = codes with no sub-code (a header such as E11 is valid but
+    not billable).
+    """
+    global _ICD_CACHE
+    if _ICD_CACHE is None:
+        data_dir = resources.files("simple_icd_10_cm") / "data"
+        lists = sorted(p.name for p in data_dir.iterdir() if p.name.startswith("code-list-"))
+        name = lists[-1]
+        raw = (data_dir / name).read_bytes()
+        codes = {c.strip() for c in raw.decode("utf-8").splitlines() if c.strip() and "-" not in c}
+        codes = {c for c in codes if len(c) >= 3 and c[0].isalpha()}
+        parents = {c[:k] for c in codes for k in range(3, len(c))}
+        _ICD_CACHE = IcdTable(
+            name=name.removesuffix(".txt"),
+            valid=frozenset(codes),
+            billable=frozenset(codes - parents),
+            content_hash=_sha(raw),
+        )
+    return _ICD_CACHE

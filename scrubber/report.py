@@ -1,0 +1,117 @@
+"""The run's summary: counts, dollars at risk, traceability, and the exit code it implies."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from scrubber import __version__
+from scrubber.exit_codes import ExitCode
+from scrubber.loader import RulePack
+
+FAIL_ON = {"deny": ("deny",), "at-risk": ("deny", "at-risk"), "never": ()}
+
+
+def rules_version(pack: RulePack) -> str:
+    """A version that changes with any rule or table: scrubber version + content hash."""
+    digest = hashlib.sha256()
+    for name, value in sorted(pack_hashes(pack).items()):
+        digest.update(f"{name}={value}\n".encode())
+    return f"{__version__}+{digest.hexdigest()[:12]}"
+
+
+def pack_hashes(pack: RulePack) -> dict[str, str]:
+    hashes = {f"rule:{r.id}": r.content_hash for r in pack.rules}
+    hashes.update(pack.reference.hashes)
+    return hashes
+
+
+@dataclass
+class Report:
+    """Counts of one run; owns the exit code and the one-line summary."""
+
+    lines: int
+    status_counts: dict[str, int]
+    fail_on: str
+    findings_at_or_above: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.FINDINGS if self.findings_at_or_above else ExitCode.OK
+
+    def __str__(self) -> str:
+        c = self.status_counts
+        return (
+            f"{self.lines:,} line{'s' if self.lines != 1 else ''} scrubbed: "
+            f"{c.get('deny', 0):,} deny, {c.get('at-risk', 0):,} at-risk, {c.get('clean', 0):,} clean"
+        )
+
+
+def build_summary(
+    annotated_status: pd.Series,
+    findings: pd.DataFrame,
+    typed: pd.DataFrame,
+    pack: RulePack,
+    inputs: list[dict[str, Any]],
+    fail_on: str,
+    run: dict[str, Any],
+) -> tuple[dict[str, Any], Report]:
+    status = annotated_status.to_numpy()
+    counts = {s: int((status == s).sum()) for s in ("clean", "at-risk", "deny")}
+    charge = typed["charge"].astype("Float64")
+    flagged = status != "clean"
+
+    def dollars(mask: Any) -> float:
+        return round(float(charge[mask].sum(skipna=True)), 2)
+
+    by_payer: dict[str, Any] = {}
+    payer = typed["payer_type"].astype("object").fillna("unknown").to_numpy()
+    for p in sorted(set(payer)):
+        m = payer == p
+        by_payer[p] = {
+            "lines": int(m.sum()),
+            **{s: int(((status == s) & m).sum()) for s in ("clean", "at-risk", "deny")},
+            "dollars_at_risk": dollars(m & flagged),
+        }
+    failing = FAIL_ON[fail_on]
+    at_or_above = int(findings["severity"].isin(failing).sum()) if len(findings) else 0
+    report = Report(len(status), counts, fail_on, at_or_above)
+    summary = {
+        "scrubber_version": __version__,
+        "run": run,
+        "inputs": inputs,
+        "rules": {
+            "version": rules_version(pack),
+            "folders": [str(d) for d in pack.dirs],
+            "count": len(pack.rules),
+            "hashes": dict(sorted(pack_hashes(pack).items())),
+        },
+        "lines": {"total": len(status), **counts},
+        "findings": int(len(findings)),
+        "by_status": counts,
+        "by_cause": _counts(findings, "cause"),
+        "by_rule": _counts(findings, "rule_id"),
+        "by_severity": _counts(findings, "severity"),
+        "by_payer": by_payer,
+        "dollars_at_risk": {
+            "deny": dollars(status == "deny"),
+            "at-risk": dollars(status == "at-risk"),
+            "total": dollars(flagged),
+            "flagged_lines_without_charge": int((flagged & charge.isna().to_numpy()).sum()),
+        },
+        "fail_on": fail_on,
+        "findings_at_or_above_fail_on": at_or_above,
+        "exit_code": int(report.exit_code),
+    }
+    return summary, report
+
+
+def _counts(findings: pd.DataFrame, column: str) -> dict[str, int]:
+    if not len(findings):
+        return {}
+    counts = findings[column].value_counts()
+    return {str(k): int(v) for k, v in sorted(counts.items())}

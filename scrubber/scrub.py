@@ -1,0 +1,137 @@
+"""Scrub a batch: derived fields, then every rule through the engine, then findings."""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scrubber import engine
+from scrubber.claims import ClaimBatch
+from scrubber.compile import CompiledRule, compile_condition
+from scrubber.derive import DERIVED, DeriveContext, derive
+from scrubber.fields import FieldType
+from scrubber.loader import RulePack, field_types
+from scrubber.model import All, Leaf, Op, Rule
+
+FINDING_COLUMNS = ["row", "claim_id", "line_no", "rule_id", "cause", "severity", "carc", "message", "fix"]
+_DX_FIELDS = {"dx_codes", "dx_primary", "dx_unknown", "dx_not_billable"}
+
+
+def rule_condition(rule: Rule) -> Any:
+    """The rule's condition, with its effective dates as conditions on service_date."""
+    dated = []
+    if rule.effective_from:
+        dated.append(Leaf("service_date", Op.GE, rule.effective_from))
+    if rule.effective_to:
+        dated.append(Leaf("service_date", Op.LE, rule.effective_to))
+    return All((*dated, rule.when)) if dated else rule.when
+
+
+def compiled_rule(pack: RulePack, rule: Rule) -> CompiledRule:
+    if rule.id not in pack.compiled:
+        pack.compiled[rule.id] = compile_condition(rule.id, rule_condition(rule), field_types(), engine.CHUNK_SIZE)
+    return pack.compiled[rule.id]
+
+
+def template_fields(text: str) -> set[str]:
+    return {f for _, f, _, _ in string.Formatter().parse(text) if f}
+
+
+def fields_used(pack: RulePack) -> set[str]:
+    """Every field the rules test or show in a message or fix."""
+    used: set[str] = set()
+    for rule in pack.rules:
+        used |= rule.fields() | template_fields(rule.message) | template_fields(rule.fix)
+    return used
+
+
+def _display(value: Any, name: str) -> str:
+    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and np.isnan(value)):
+        return "missing"
+    spec = DERIVED.get(name)
+    ftype = spec.type if spec else None
+    if isinstance(value, pd.Timestamp):
+        return value.date().isoformat()
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.2f}" if name == "charge" else f"{value:g}"
+    text = str(value)
+    if name in _DX_FIELDS or ftype is FieldType.LIST or name == "modifiers":
+        items = text.split(";")
+        if name in _DX_FIELDS:
+            items = [c[:3] + "." + c[3:] if len(c) > 3 else c for c in items]
+        return ", ".join(items)
+    return text
+
+
+def render(template: str, frame: pd.DataFrame, rows: np.ndarray) -> list[str]:
+    """Fill a message or fix template for the given rows, once per distinct set of values."""
+    names = sorted(template_fields(template))
+    if not names:
+        return [template] * len(rows)
+    columns = [frame[n].to_numpy(dtype=object)[rows] for n in names]
+    cache: dict[tuple[Any, ...], str] = {}
+    out = []
+    for values in zip(*columns, strict=True):
+        key = tuple(None if v is pd.NA or v is None else v for v in values)
+        if key not in cache:
+            cache[key] = template.format_map({n: _display(v, n) for n, v in zip(names, values, strict=True)})
+        out.append(cache[key])
+    return out
+
+
+def _severities(rule: Rule, frame: pd.DataFrame, rows: np.ndarray, pack: RulePack) -> np.ndarray:
+    """The rule's severity on each row: rule default < by payer type < payer profile."""
+    severity = np.full(len(rows), rule.severity, dtype=object)
+    ptype = frame["payer_type"].to_numpy(dtype=object)[rows]
+    for payer_type, value in rule.severity_by_payer_type.items():
+        severity[ptype == payer_type] = value
+    pid = frame["payer_id"].to_numpy(dtype=object)[rows]
+    for payer_id, profile in pack.reference.payers.items():
+        override = (profile.get("rule_severity") or {}).get(rule.id)
+        if override:
+            severity[pid == payer_id] = override
+    return severity
+
+
+@dataclass
+class ScrubResult:
+    frame: pd.DataFrame  # typed input plus derived fields, one row per input line
+    findings: pd.DataFrame  # one row per finding, FINDING_COLUMNS, sorted by row and rule id
+
+
+def scrub(batch: ClaimBatch, pack: RulePack, run_date: date) -> ScrubResult:
+    """Evaluate every rule of the pack on every line of the batch."""
+    wanted = fields_used(pack)
+    frame = derive(batch.typed, DeriveContext(pack.reference, run_date), wanted)
+    facts = engine.FactFrame(frame, field_types())
+    claim = batch.typed["claim_id"].to_numpy(dtype=object)
+    line_no = batch.typed["line_no"].to_numpy(dtype=object)
+    parts: list[pd.DataFrame] = []
+    for rule in pack.rules:
+        mask = engine.evaluate(compiled_rule(pack, rule), facts)
+        rows = np.flatnonzero(mask)
+        if len(rows) == 0:
+            continue
+        parts.append(pd.DataFrame({
+            "row": rows,
+            "claim_id": claim[rows],
+            "line_no": line_no[rows],
+            "rule_id": rule.id,
+            "cause": rule.cause,
+            "severity": _severities(rule, frame, rows, pack),
+            "carc": rule.denial_code,
+            "message": render(rule.message, frame, rows),
+            "fix": render(rule.fix, frame, rows),
+        }))
+    findings = (
+        pd.concat(parts, ignore_index=True).sort_values(["row", "rule_id"], kind="stable").reset_index(drop=True)
+        if parts else pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS})
+    )
+    return ScrubResult(frame, findings)
