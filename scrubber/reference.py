@@ -12,12 +12,12 @@ import csv
 import hashlib
 import io
 from dataclasses import dataclass, field
-from importlib import resources
+import importlib.util
 from pathlib import Path
 from typing import Any
 
 from scrubber import yamlfile
-from scrubber.errors import ConfigProblem
+from scrubber.errors import ConfigProblem, ScrubberError
 from scrubber.fields import PAYER_TYPES
 
 PAYER_SETTINGS: dict[str, str] = {
@@ -104,14 +104,15 @@ def load_reference(dirs: list[Path], problems: list[ConfigProblem]) -> Reference
 
 
 def _rel(directory: Path, path: Path) -> str:
-    return str(path)
+    """A name for a data file that does not depend on where the folder is checked out."""
+    return f"{directory.resolve().name}/{path.relative_to(directory).as_posix()}"
 
 
 def _load_code_sets(directory: Path, ref: ReferenceData, problems: list[ConfigProblem]) -> None:
     path = directory / "code_sets.yaml"
     if not path.exists():
         return
-    ref.hashes[str(path)] = _sha(path.read_bytes())
+    ref.hashes[_rel(directory, path)] = _sha(path.read_bytes())
     data, found = yamlfile.load(path)
     problems.extend(found)
     if data is None:
@@ -189,7 +190,7 @@ def _load_payers(directory: Path, ref: ReferenceData, problems: list[ConfigProbl
     path = directory / "payers.yaml"
     if not path.exists():
         return
-    ref.hashes[str(path)] = _sha(path.read_bytes())
+    ref.hashes[_rel(directory, path)] = _sha(path.read_bytes())
     data, found = yamlfile.load(path)
     problems.extend(found)
     if data is None:
@@ -223,7 +224,7 @@ def _load_tables(directory: Path, ref: ReferenceData, problems: list[ConfigProbl
         if not path.exists():
             continue
         raw = path.read_bytes()
-        ref.hashes[str(path)] = _sha(raw)
+        ref.hashes[_rel(directory, path)] = _sha(raw)
         try:
             reader = csv.DictReader(io.StringIO(raw.decode("utf-8")))
             rows = list(reader)
@@ -254,8 +255,14 @@ def load_icd10cm() -> IcdTable:
     """
     global _ICD_CACHE
     if _ICD_CACHE is None:
-        data_dir = resources.files("simple_icd_10_cm") / "data"
+        # find_spec locates the package without importing it (its import parses the XML).
+        spec = importlib.util.find_spec("simple_icd_10_cm")
+        if spec is None or not spec.submodule_search_locations:
+            raise ScrubberError("the simple-icd-10-cm package is not installed; pip install scrubber again")
+        data_dir = Path(next(iter(spec.submodule_search_locations))) / "data"
         lists = sorted(p.name for p in data_dir.iterdir() if p.name.startswith("code-list-"))
+        if not lists:
+            raise ScrubberError(f"no ICD-10-CM code list in {data_dir}")
         name = lists[-1]
         raw = (data_dir / name).read_bytes()
         codes = {c.strip() for c in raw.decode("utf-8").splitlines() if c.strip() and "-" not in c}
