@@ -104,23 +104,82 @@ def _read_csv(path: Path) -> pd.DataFrame:
             data = gzip.decompress(data)
         except (OSError, EOFError):
             raise InputError(f"{path}: not a valid gzip file") from None
-    text = _decode(data)
-    rows = list(csv.reader(io.StringIO(text, newline="")))
-    while rows and not any(cell.strip() for cell in rows[0]):
-        rows.pop(0)
-    if not rows:
+    header = _csv_header(path, data)
+    frame = _read_csv_fast(data, header)
+    if frame is None:
+        frame = _read_csv_tolerant(path, data, header)
+    # A row of empty cells (",,,,") is not a claim line, like a blank line.
+    blank = (frame == "").all(axis=1) if len(frame.columns) else pd.Series(False, index=frame.index)
+    if blank.any():
+        frame = frame[~blank].reset_index(drop=True)
+    return frame
+
+
+def _csv_header(path: Path, data: bytes) -> list[str]:
+    """The header row (first non-blank row), checked for duplicate names."""
+    text = _decode(data[: 1 << 20])
+    for row in csv.reader(io.StringIO(text, newline="")):
+        if any(cell.strip() for cell in row):
+            header = [h.strip() for h in row]
+            break
+    else:
         raise InputError(f"{path}: the file is empty; expected a header row")
-    header = [h.strip() for h in rows[0]]
     seen: dict[str, int] = {}
     for i, h in enumerate(header):
         if h in seen:
             raise InputError(f"{path}: column '{h}' appears twice in the header (columns {seen[h] + 1} and {i + 1})")
         seen[h] = i
+    return header
+
+
+def _read_csv_fast(data: bytes, header: list[str]) -> pd.DataFrame | None:
+    """pyarrow's reader, every cell as text; None when the file needs the tolerant reader.
+
+    pyarrow refuses rows of the wrong width, invalid UTF-8 and quoted line breaks: rather than
+    drop anything, such files go through the slower reader that keeps every row.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(column_names=header, skip_rows=_header_line(data)),
+            parse_options=pacsv.ParseOptions(newlines_in_values=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={h: pa.string() for h in header},
+                strings_can_be_null=False, quoted_strings_can_be_null=False, null_values=[],
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
+        return None
+    if table.num_columns != len(header):
+        return None
+    frame = table.to_pandas()
+    frame.columns = header
+    return frame
+
+
+def _header_line(data: bytes) -> int:
+    """Physical lines before and including the header (blank lines may precede it)."""
+    skipped = 0
+    for line in data.splitlines():
+        skipped += 1
+        if line.strip(b"\xef\xbb\xbf \t\r,"):
+            return skipped
+    return skipped
+
+
+def _read_csv_tolerant(path: Path, data: bytes, header: list[str]) -> pd.DataFrame:
+    text = _decode(data)
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    while rows and not any(cell.strip() for cell in rows[0]):
+        rows.pop(0)
     width = len(header)
     body = [r for r in rows[1:] if any(cell.strip() for cell in r)]  # blank lines are not claim lines
     ragged = [i for i, r in enumerate(body) if len(r) != width]
     fixed = [r[:width] + [""] * (width - len(r)) for r in body]
-    frame = pd.DataFrame(fixed, columns=header, dtype=object) if fixed else pd.DataFrame(columns=header, dtype=object)
+    frame = pd.DataFrame(fixed, columns=header, dtype="string") if fixed else pd.DataFrame(columns=header, dtype="string")
     if ragged:
         # A row with too many or too few cells is kept; the problem is reported on the line.
         frame.attrs["ragged"] = {i: len(body[i]) for i in ragged}
@@ -174,61 +233,66 @@ def apply_mapping(raw: pd.DataFrame, mapping: dict[str, str], path: Path) -> dic
 
 
 # -- typing ---------------------------------------------------------------------------------------
-def _cell_text(value: object) -> str | None:
-    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
-        return None
-    text = str(value).strip()
-    return text or None
+# Every parse is vectorised on pandas' string dtype: exports run to millions of lines.
+_INT_TEXT = r"[+-]?\d{1,15}(?:\.0*)?"  # 15 digits fit int64 exactly; "2.0" is a whole number
+_ISO_TEXT = _ISO.pattern
+_US_TEXT = _US.pattern
 
 
 def _text(raw: pd.Series) -> pd.Series:
-    """Cells as stripped text, None for missing (an object series: pandas keeps None there)."""
-    return pd.Series([_cell_text(v) for v in raw], index=raw.index, dtype=object)
+    """Cells as stripped text on the string dtype, <NA> for a missing or blank cell."""
+    values = raw.astype("string").str.strip()
+    return values.mask(values == "")
 
 
-def _keep(values: pd.Series, mask: pd.Series) -> pd.Series:
-    """values where mask, else None (without pandas turning None into NaN)."""
-    return pd.Series([v if m else None for v, m in zip(values, mask, strict=True)], index=values.index, dtype=object)
+def _problem(values: pd.Series, bad: pd.Series, reason: str) -> pd.Series:
+    """`'value' reason` on the bad rows, <NA> elsewhere."""
+    bad = bad.fillna(False).astype(bool)
+    out = pd.Series(pd.NA, index=values.index, dtype="string")
+    if bad.any():
+        out[bad] = "'" + values[bad] + "' " + reason
+    return out
+
+
+def _without(values: pd.Series, pattern: str) -> pd.Series:
+    """Remove characters matching `pattern`, touching only the cells that have any."""
+    has = values.str.contains(pattern, regex=True).fillna(False).astype(bool)
+    if not has.any():
+        return values
+    out = values.copy()
+    out[has] = values[has].str.replace(pattern, "", regex=True)
+    return out
 
 
 def _parse_int(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    cleaned = values.map(lambda v: None if v is None else v.replace(",", "").replace(" ", ""))
-    ok = cleaned.map(lambda v: v is None or bool(_INT.fullmatch(v)))
-    parsed = _keep(cleaned, ok).map(lambda v: None if v is None else int(float(v)) if "." in v else int(v))
-    problem = _keep(values, ~ok).map(lambda v: None if v is None else f"'{v}' is not a whole number")
-    return parsed.astype("Int64"), problem
+    cleaned = _without(values, r"[,\s]")
+    ok = cleaned.str.fullmatch(_INT_TEXT)
+    bad = values.notna() & ~ok.fillna(False).astype(bool)
+    parsed = pd.to_numeric(cleaned.where(~bad), errors="coerce").astype("Float64").round().astype("Int64")
+    return parsed, _problem(values, bad, "is not a whole number")
 
 
 def _parse_number(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    cleaned = values.map(lambda v: None if v is None else v.replace(",", "").replace(" ", "").replace("$", ""))
-    parsed = pd.to_numeric(cleaned, errors="coerce")
-    bad = (cleaned.notna() & (parsed.isna() | ~np.isfinite(parsed.astype(float).fillna(0)))).astype(bool)
-    problem = _keep(values, bad).map(lambda v: None if v is None else f"'{v}' is not a number")
-    return parsed.where(~bad).astype("Float64"), problem
+    cleaned = _without(values, r"[,\s$]")
+    parsed = pd.to_numeric(cleaned, errors="coerce").astype("Float64")
+    finite = parsed.notna() & parsed.abs().lt(float("inf")).fillna(False)  # no inf or nan
+    bad = values.notna() & ~finite
+    return parsed.where(~bad), _problem(values, bad, "is not a number")
 
 
 def _parse_date(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    def one(v: str | None) -> pd.Timestamp | None:
-        if v is None:
-            return None
-        try:
-            if _ISO.fullmatch(v):
-                return pd.Timestamp(v[:10])
-            if _US.fullmatch(v):
-                return pd.Timestamp(pd.to_datetime(v, format="%m/%d/%Y"))
-        except (ValueError, OverflowError):
-            return None
-        return None
-
-    parsed = values.map(one)
+    iso = values.str.fullmatch(_ISO_TEXT).fillna(False).astype(bool)
+    us = values.str.fullmatch(_US_TEXT).fillna(False).astype(bool)
+    parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[s]")
+    if iso.any():
+        parsed[iso] = pd.to_datetime(values[iso].str.slice(0, 10), format="%Y-%m-%d", errors="coerce")
+    if us.any():
+        parsed[us] = pd.to_datetime(values[us], format="%m/%d/%Y", errors="coerce")
     bad = values.notna() & parsed.isna()
-    problem = _keep(values, bad).map(lambda v: None if v is None else f"'{v}' is not a date (YYYY-MM-DD or MM/DD/YYYY)")
-    return pd.to_datetime(_keep(parsed, ~bad)).astype("datetime64[s]"), problem
+    return parsed, _problem(values, bad, "is not a date (YYYY-MM-DD or MM/DD/YYYY)")
 
 
-def _split_list(value: str | None, diagnosis: bool) -> str | None:
-    if value is None:
-        return None
+def _split_list(value: str, diagnosis: bool) -> str | None:
     items: list[str] = []
     for item in re.split(r"[;,]", value):
         code = item.strip().upper()
@@ -239,21 +303,35 @@ def _split_list(value: str | None, diagnosis: bool) -> str | None:
     return ";".join(items) if items else None
 
 
+def _parse_list(values: pd.Series, diagnosis: bool) -> pd.Series:
+    """`;`/`,`-separated codes, upper-cased, de-duplicated in order, joined with `;`."""
+    uniques = values.dropna().unique()
+    lookup = {v: _split_list(v, diagnosis) for v in uniques}
+    return values.map(lookup).astype("string")
+
+
+def _empty_column(ftype: FieldType, index: pd.Index) -> pd.Series:
+    if ftype is FieldType.DATE:
+        return pd.Series(pd.NaT, index=index, dtype="datetime64[s]")
+    dtype = {FieldType.INT: "Int64", FieldType.NUMBER: "Float64"}.get(ftype, "string")
+    return pd.Series(pd.NA, index=index, dtype=dtype)
+
+
 def type_columns(raw: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
     """Parse the canonical columns; add `unreadable_values` and `missing_required`."""
     typed: dict[str, pd.Series] = {}
     problems: list[pd.Series] = []
     for name, spec in COLUMNS_BY_NAME.items():
         if name not in columns:
-            dtype = {FieldType.INT: "Int64", FieldType.NUMBER: "Float64", FieldType.DATE: "datetime64[s]"}.get(spec.type, "string")
-            typed[name] = pd.Series(pd.NA if dtype != "datetime64[s]" else pd.NaT, index=raw.index, dtype=dtype)
+            typed[name] = _empty_column(spec.type, raw.index)
             continue
         values = _text(raw[columns[name]])
-        too_long = values.map(lambda v: v is not None and len(v) > MAX_CELL).astype(bool)
+        too_long = values.str.len().gt(MAX_CELL).fillna(False).astype(bool)
         if too_long.any():
-            problems.append(_keep(values, too_long).map(
-                lambda v, n=name: None if v is None else f"{n}: value is {len(v)} characters long; at most {MAX_CELL}"))
-            values = _keep(values, ~too_long)
+            length = values.str.len().astype("string")
+            reason = f"value is " + length + f" characters long; at most {MAX_CELL}"
+            problems.append((f"{name}: " + reason).where(too_long))
+            values = values.mask(too_long)
         problem = None
         if spec.type is FieldType.INT:
             series, problem = _parse_int(values)
@@ -262,48 +340,52 @@ def type_columns(raw: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
         elif spec.type is FieldType.DATE:
             series, problem = _parse_date(values)
         elif spec.type is FieldType.LIST:
-            series = values.map(lambda v, d=(name == "dx_codes"): _split_list(v, d)).astype("string")
+            series = _parse_list(values, diagnosis=name == "dx_codes")
         elif name == "payer_type":
-            norm = values.map(lambda v: None if v is None else re.sub(r"[\s\-]+", "_", v.lower()))
+            norm = values.str.lower().str.replace(r"[\s\-]+", "_", regex=True)
             bad = norm.notna() & ~norm.isin(PAYER_TYPES)
-            problem = _keep(values, bad).map(
-                lambda v: None if v is None else f"'{v}' is not one of {', '.join(PAYER_TYPES)}")
-            series = _keep(norm, ~bad).astype("string")
+            problem = _problem(values, bad, f"is not one of {', '.join(PAYER_TYPES)}")
+            series = norm.mask(bad)
         elif name == "cpt":
-            series = values.map(lambda v: None if v is None else v.upper()).astype("string")
+            series = values.str.upper()
         elif name == "pos":
             # Spreadsheets drop the leading zero of POS 02: a single digit is padded back.
-            series = values.map(lambda v: None if v is None else v.zfill(2) if v.isdigit() and len(v) == 1 else v).astype("string")
+            series = values.where(~values.str.fullmatch(r"\d").fillna(False).astype(bool), "0" + values)
         else:
-            series = values.astype("string")
+            series = values
         if problem is not None and name not in PHI_COLUMNS:
-            problems.append(problem.map(lambda p, n=name: None if p is None else f"{n}: {p}"))
+            problems.append(f"{name}: " + problem)
         typed[name] = series
     frame = pd.DataFrame(typed, index=raw.index)
     ragged = raw.attrs.get("ragged", {})
     if ragged:
         width = raw.attrs["width"]
-        row_problem = pd.Series(None, index=raw.index, dtype=object)
+        row_problem = pd.Series(pd.NA, index=raw.index, dtype="string")
         for pos, n in ragged.items():
             row_problem.iloc[pos] = f"row: has {n} cells but the header has {width}"
         problems.insert(0, row_problem)
     frame["unreadable_values"] = _combine(problems, raw.index)
-    missing = [frame[c].isna() & ~_mentions(frame["unreadable_values"], c) for c in REQUIRED_COLUMNS]
-    labels = [pd.Series(np.where(m, c, None), index=raw.index) for m, c in zip(missing, REQUIRED_COLUMNS, strict=True)]
-    frame["missing_required"] = _combine(labels, raw.index, sep=", ")
+    missing = [
+        pd.Series(column, index=raw.index, dtype="string").where(frame[column].isna() & ~_mentions(frame["unreadable_values"], column))
+        for column in REQUIRED_COLUMNS
+    ]
+    frame["missing_required"] = _combine(missing, raw.index, sep=", ")
     return frame
 
 
 def _mentions(problems: pd.Series, column: str) -> pd.Series:
-    return problems.fillna("").str.contains(f"(?:^|; ){column}:", regex=True).astype(bool)
+    return problems.str.contains(f"(?:^|; ){column}:", regex=True).fillna(False).astype(bool)
 
 
 def _combine(parts: list[pd.Series], index: pd.Index, sep: str = "; ") -> pd.Series:
-    if not parts:
-        return pd.Series(pd.NA, index=index, dtype="string")
-    stacked = pd.concat(parts, axis=1)
-    joined = stacked.apply(lambda row: sep.join(v for v in row if isinstance(v, str)) or None, axis=1)
-    return joined.astype("string")
+    """Join the non-missing texts of each row across `parts`; <NA> where a row has none."""
+    out = pd.Series(pd.NA, index=index, dtype="string")
+    for part in parts:
+        part = part.astype("string")
+        has = part.notna()
+        if has.any():
+            out = out.where(~has, (out + sep + part).where(out.notna(), part))
+    return out
 
 
 def read_batch(paths: list[Path], mapping: dict[str, str]) -> ClaimBatch:
@@ -319,4 +401,4 @@ def read_batch(paths: list[Path], mapping: dict[str, str]) -> ClaimBatch:
         sources.append((path.name, len(raw)))
     raw_all = pd.concat(raws, ignore_index=True, sort=False) if len(raws) > 1 else raws[0].reset_index(drop=True)
     typed_all = pd.concat(typed, ignore_index=True) if len(typed) > 1 else typed[0].reset_index(drop=True)
-    return ClaimBatch(raw_all.astype(object).where(raw_all.notna(), None), typed_all, sources)
+    return ClaimBatch(raw_all, typed_all, sources)

@@ -99,11 +99,13 @@ def _in_set(frame: pd.DataFrame, column: str, ctx: DeriveContext, set_name: str)
 
 def _payer_settings(frame: pd.DataFrame, ctx: DeriveContext, key: str) -> pd.Series:
     """Each line's value of one payer setting (defaults < payer type < payer profile)."""
-    ptype = frame["payer_type"].astype("object").where(frame["payer_type"].notna(), None)
-    pid = frame["payer_id"].astype("object").where(frame["payer_id"].notna(), None)
-    combos = pd.Series(list(zip(ptype, pid, strict=True)), index=frame.index)
-    lookup = {c: ctx.reference.settings_for(*c).get(key) for c in set(combos)}
-    return combos.map(lambda c: lookup[c])
+    payers = frame[["payer_type", "payer_id"]]
+    codes, combos = pd.MultiIndex.from_frame(payers).factorize()
+    values = [ctx.reference.settings_for(*(None if pd.isna(v) else v for v in c)).get(key) for c in combos]
+    lookup = np.empty(len(values) + 1, dtype=object)
+    lookup[:-1] = values
+    lookup[-1] = ctx.reference.settings_for(None, None).get(key)  # code -1: a missing payer
+    return pd.Series(lookup[codes], index=frame.index)
 
 
 # -- diagnoses ------------------------------------------------------------------------------------
@@ -251,12 +253,15 @@ def _payer(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     submitted = frame["submission_date"].fillna(pd.Timestamp(ctx.run_date))
     deadline = pd.Series(pd.NaT, index=frame.index, dtype=service.dtype)
     limit_text = pd.Series(pd.NA, index=frame.index, dtype="string")
-    for key in {tuple(sorted(v.items())) for v in limits if v}:
-        unit, n = key[0]
-        mask = limits.map(lambda v, k=key: bool(v) and tuple(sorted(v.items())) == k).astype(bool)
-        offset = pd.DateOffset(months=n) if unit == "months" else pd.Timedelta(days=n)
+    # Each distinct limit once: a limit is a one-key mapping {days: N} or {months: N}.
+    as_text = pd.Series([f"{n} {unit}" for v in limits for unit, n in (v or {"": ""}).items()],
+                        index=frame.index, dtype="string").mask(limits.isna())
+    for text in as_text.dropna().unique():
+        n, unit = text.split(" ")
+        mask = (as_text == text).fillna(False).astype(bool)
+        offset = pd.DateOffset(months=int(n)) if unit == "months" else pd.Timedelta(days=int(n))
         deadline[mask] = service[mask] + offset
-        limit_text[mask] = f"{n} {unit}"
+        limit_text[mask] = text
     days_left = (deadline - submitted).dt.days.astype("Int64")
     pa_codes = _payer_settings(frame, ctx, "prior_auth_codes")
     pa = [None if pd.isna(c) else c in (codes or ()) for c, codes in zip(frame["cpt"], pa_codes, strict=True)]
@@ -316,7 +321,7 @@ def _time(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
         sub = frame.loc[eight, [*keys, "minutes", "units"]]
         grouped = sub.groupby(keys, dropna=False, sort=False)
         total_minutes = grouped["minutes"].transform("sum")
-        complete = grouped["minutes"].transform(lambda s: s.notna().all()).astype(bool)
+        complete = (grouped["minutes"].transform("count") == grouped["minutes"].transform("size")).astype(bool)
         total_units = grouped["units"].transform("sum")
         allowed = units_for_minutes(total_minutes, pd.Series(15, index=sub.index), pd.Series(8, index=sub.index))
         day_minutes[sub.index] = total_minutes.where(complete)
@@ -425,19 +430,30 @@ def _bundling(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
         merged = frame[keys].reset_index().merge(em, on=keys, how="left").set_index("index")
         same_day_em = merged["cpt"].reindex(frame.index).astype("string")
 
+    return {"same_day_em_code": same_day_em, "ncci_column1_code": _ncci_column1(frame, ctx)}
+
+
+def _ncci_column1(frame: pd.DataFrame, ctx: DeriveContext) -> pd.Series:
+    """For a column-2 line of an NCCI pair in force on its date: the first column-1 code billed the same day."""
     column1 = pd.Series(pd.NA, index=frame.index, dtype="string")
-    for row in ctx.reference.tables.get("ncci_ptp_therapy.csv", []):
-        start = pd.Timestamp(row["effective_from"]) if row["effective_from"] else pd.Timestamp.min
-        end = pd.Timestamp(row["effective_to"]) if row["effective_to"] else pd.Timestamp.max
-        in_force = frame["service_date"].between(start, end).fillna(False)
-        col2 = (frame["cpt"] == row["column2"]).fillna(False) & in_force & column1.isna()
-        if not col2.any():
-            continue
-        days = frame.loc[(frame["cpt"] == row["column1"]).fillna(False), ["patient_id", "service_date"]].dropna()
-        day_keys = set(zip(days["patient_id"], days["service_date"], strict=True))
-        hit = [k in day_keys for k in zip(frame["patient_id"], frame["service_date"], strict=True)]
-        column1[col2 & pd.Series(hit, index=frame.index)] = row["column1"]
-    return {"same_day_em_code": same_day_em, "ncci_column1_code": column1}
+    pairs = pd.DataFrame(ctx.reference.tables.get("ncci_ptp_therapy.csv", []))
+    if pairs.empty:
+        return column1
+    pairs["start"] = pd.to_datetime(pairs["effective_from"].replace("", None)).fillna(pd.Timestamp.min)
+    pairs["end"] = pd.to_datetime(pairs["effective_to"].replace("", None)).fillna(pd.Timestamp.max)
+    pairs["order"] = range(len(pairs))
+    keys = ["patient_id", "service_date"]
+    lines = frame[[*keys, "cpt"]].dropna().reset_index(names="line")
+    candidates = lines.merge(pairs, left_on="cpt", right_on="column2")
+    candidates = candidates[candidates["service_date"].between(candidates["start"], candidates["end"])]
+    if candidates.empty:
+        return column1
+    billed = lines[[*keys, "cpt"]].drop_duplicates().rename(columns={"cpt": "column1"})
+    hits = candidates.merge(billed, on=[*keys, "column1"]).sort_values(["line", "order"])
+    first = hits.drop_duplicates("line")
+    column1[first["line"].to_numpy()] = first["column1"].to_numpy()
+    return column1
+
 
 
 # -- frequency ------------------------------------------------------------------------------------
@@ -465,6 +481,24 @@ def _frequency(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     }
 
 
+@family(
+    "repeats",
+    reads=("patient_id", "cpt", "service_date"),
+    data=(),
+    fields=[
+        ("days_since_same_code", T.INT, "days since the patient's previous line with the same code in this batch (0 = same day)"),
+    ],
+)
+def _repeats(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
+    # Sorting by date (stable, so input order breaks ties) makes "previous" independent of the
+    # order lines arrive in; the first service of a patient and code has no previous one.
+    keys = ["patient_id", "cpt"]
+    complete = frame[[*keys, "service_date"]].notna().all(axis=1)
+    sub = frame.loc[complete, [*keys, "service_date"]].sort_values("service_date", kind="stable")
+    gap = sub.groupby(keys, sort=False)["service_date"].diff().dt.days
+    return {"days_since_same_code": gap.astype("Int64").reindex(frame.index)}
+
+
 # -- orders ---------------------------------------------------------------------------------------
 @family(
     "orders",
@@ -474,6 +508,17 @@ def _frequency(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
 )
 def _orders(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     return {"days_from_order_to_service": (frame["service_date"] - frame["order_date"]).dt.days.astype("Int64")}
+
+
+@family(
+    "dates",
+    reads=("service_date", "submission_date"),
+    data=(),
+    fields=[("days_from_service_to_submission", T.INT, "days from the service date to the submission date (default: run date); negative = service in the future")],
+)
+def _dates(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
+    submitted = frame["submission_date"].fillna(pd.Timestamp(ctx.run_date))
+    return {"days_from_service_to_submission": (submitted - frame["service_date"]).dt.days.astype("Int64")}
 
 
 # -- input problems -------------------------------------------------------------------------------

@@ -27,34 +27,49 @@ from scrubber.loader import RulePack
 from scrubber.scrub import ScrubResult
 
 SCRUB_COLUMNS = ["scrub_status", "scrub_causes", "scrub_rule_ids", "scrub_carcs", "scrub_messages"]
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 SEVERITY_RANK = {"clean": 0, "at-risk": 1, "deny": 2}
+
+
+def _join_runs(rows: np.ndarray, values: list[str], sep: str) -> tuple[np.ndarray, list[str]]:
+    """Join `values` over runs of equal `rows` (rows sorted): (the row of each run, its text)."""
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    ends = [*starts[1:].tolist(), len(rows)]
+    return rows[starts], [sep.join(values[a:b]) for a, b in zip(starts.tolist(), ends, strict=True)]
 
 
 def line_annotations(n_lines: int, findings: pd.DataFrame) -> pd.DataFrame:
     """The scrub_ columns for every line (clean lines included), in line order."""
-    status = np.full(n_lines, "clean", dtype=object)
-    out = {c: np.full(n_lines, "", dtype=object) for c in SCRUB_COLUMNS[1:]}
+    out = {c: np.full(n_lines, "", dtype=object) for c in SCRUB_COLUMNS}
+    out["scrub_status"][:] = "clean"
     if len(findings):
-        for row, group in findings.groupby("row", sort=True):
-            severities = set(group["severity"])
-            status[row] = "deny" if "deny" in severities else "at-risk"
-            out["scrub_causes"][row] = ";".join(sorted(set(group["cause"])))
-            out["scrub_rule_ids"][row] = ";".join(sorted(group["rule_id"]))
-            out["scrub_carcs"][row] = ";".join(dict.fromkeys(group["carc"]))
-            out["scrub_messages"][row] = " | ".join(group["message"])
-    return pd.DataFrame({"scrub_status": status, **out})
+        ordered = findings.sort_values(["row", "rule_id"], kind="stable")
+        rows = ordered["row"].to_numpy(dtype=np.int64)
+        flagged = np.unique(rows)
+        out["scrub_status"][flagged] = "at-risk"
+        out["scrub_status"][np.unique(rows[(ordered["severity"] == "deny").to_numpy()])] = "deny"
+        causes = ordered[["row", "cause"]].drop_duplicates().sort_values(["row", "cause"], kind="stable")
+        carcs = ordered[["row", "carc"]].drop_duplicates()  # first appearance, in rule id order
+        for column, part, value, sep in (
+            ("scrub_causes", causes, "cause", ";"),
+            ("scrub_rule_ids", ordered, "rule_id", ";"),
+            ("scrub_carcs", carcs, "carc", ";"),
+            ("scrub_messages", ordered, "message", " | "),
+        ):
+            where, texts = _join_runs(part["row"].to_numpy(dtype=np.int64), part[value].tolist(), sep)
+            out[column][where] = texts
+    return pd.DataFrame(out)
 
 
-def neutralise_formula(value: Any) -> Any:
+def neutralise_formulas(values: pd.Series) -> pd.Series:
     """Prefix a quote to text a spreadsheet would evaluate (OWASP CSV injection); keep numbers."""
-    if not isinstance(value, str) or not value.startswith(_FORMULA_START):
-        return value
-    try:
-        float(value.replace(",", ""))
-        return value  # a plain negative or signed number is data, not a formula
-    except ValueError:
-        return "'" + value
+    text = values.astype("string")
+    risky = text.str.match(r"[=+\-@\t\r]").fillna(False).astype(bool)
+    if not risky.any():
+        return values
+    # A plain signed number ("-12.50", "+1,000") is data, not a formula.
+    number = pd.to_numeric(text.where(risky).str.replace(",", "", regex=False), errors="coerce").notna()
+    quote = risky & ~number
+    return text.where(~quote, "'" + text)
 
 
 def annotated_frame(batch: ClaimBatch, result: ScrubResult) -> pd.DataFrame:
@@ -67,23 +82,31 @@ def annotated_frame(batch: ClaimBatch, result: ScrubResult) -> pd.DataFrame:
     return pd.concat([raw, notes], axis=1)
 
 
-def finding_records(result: ScrubResult, pack: RulePack) -> list[dict[str, Any]]:
-    sources = {r.id: [s.title + (f" {s.url}" if s.url else "") for s in r.sources] for r in pack.rules}
-    records = []
-    for f in result.findings.itertuples(index=False):
-        line_no = f.line_no
-        records.append({
-            "claim_id": f.claim_id,
-            "line_no": int(line_no) if line_no is not None and line_no is not pd.NA else None,
-            "rule_id": f.rule_id,
-            "cause": f.cause,
-            "severity": f.severity,
-            "carc": f.carc,
-            "message": f.message,
-            "fix": f.fix,
-            "sources": sources.get(f.rule_id, []),
-        })
-    return records
+FINDING_FIELDS = ("claim_id", "line_no", "rule_id", "cause", "severity", "carc", "message", "fix")
+
+
+def _json_column(values: pd.Series) -> pd.Series:
+    """The JSON text of each value, encoded once per distinct value (null for missing)."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    texts = [json.dumps(v.item() if hasattr(v, "item") else v, ensure_ascii=False) for v in uniques]
+    return pd.Series(np.array([*texts, "null"], dtype=object)[codes], index=values.index)
+
+
+def findings_jsonl(result: ScrubResult, pack: RulePack) -> str:
+    """findings.jsonl: one object per finding with the contract's keys, in line then rule order."""
+    findings = result.findings
+    if not len(findings):
+        return ""
+    sources = {
+        r.id: json.dumps([s.title + (f" {s.url}" if s.url else "") for s in r.sources], ensure_ascii=False)
+        for r in pack.rules
+    }
+    line_no = findings["line_no"].astype("Int64")
+    columns = [_json_column(line_no if name == "line_no" else findings[name]).tolist() for name in FINDING_FIELDS]
+    columns.append(findings["rule_id"].map(sources).tolist())
+    keys = [*FINDING_FIELDS, "sources"]
+    template = "{{" + ", ".join(f'"{k}": {{}}' for k in keys) + "}}\n"  # {{ }}: literal braces
+    return "".join(template.format(*values) for values in zip(*columns, strict=True))
 
 
 def file_sha256(path: Path) -> str:
@@ -95,10 +118,7 @@ def file_sha256(path: Path) -> str:
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    safe = frame.copy()
-    for column in safe.columns:
-        if safe[column].dtype == object:
-            safe[column] = safe[column].map(neutralise_formula)
+    safe = pd.DataFrame({c: neutralise_formulas(frame[c]) for c in frame.columns}, index=frame.index)
     safe.to_csv(path, index=False, lineterminator="\n")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -22,7 +21,6 @@ def run_scrub(inputs: list[Path], out: Path, rules_dirs: list[Path], mapping: Pa
     batch = read_batch(inputs, load_mapping(mapping))
     result = scrub(batch, pack, run_date)
     annotated = output.annotated_frame(batch, result)
-    records = output.finding_records(result, pack)
     inputs_info = [
         {"file": name, "lines": lines, "sha256": output.file_sha256(path)}
         for (name, lines), path in zip(batch.sources, inputs, strict=True)
@@ -39,12 +37,8 @@ def run_scrub(inputs: list[Path], out: Path, rules_dirs: list[Path], mapping: Pa
     writers = {
         annotated_name: (lambda p: output._write_parquet(annotated, p)) if fmt == "parquet"
         else (lambda p: output._write_csv(annotated, p)),
-        "findings.jsonl": lambda p: p.write_text("".join(_jsonl(r) for r in records), encoding="utf-8"),
+        "findings.jsonl": lambda p: p.write_text(output.findings_jsonl(result, pack), encoding="utf-8"),
         "summary.json": lambda p: p.write_text(output.json_text(summary), encoding="utf-8"),
     }
     output.write_output(out, writers)
     return report
-
-
-def _jsonl(record: dict[str, object]) -> str:
-    return json.dumps(record, ensure_ascii=False) + "\n"

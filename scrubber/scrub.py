@@ -50,9 +50,13 @@ def fields_used(pack: RulePack) -> set[str]:
     return used
 
 
+# How a missing value reads in a message: "none" where the field names a code that does not exist.
+_MISSING_TEXT = {"edu_code_for_group_size": "none", "edu_code_for_session_count": "none"}
+
+
 def _display(value: Any, name: str) -> str:
     if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and np.isnan(value)):
-        return "missing"
+        return _MISSING_TEXT.get(name, "missing")
     spec = DERIVED.get(name)
     ftype = spec.type if spec else None
     if isinstance(value, pd.Timestamp):
@@ -70,20 +74,17 @@ def _display(value: Any, name: str) -> str:
     return text
 
 
-def render(template: str, frame: pd.DataFrame, rows: np.ndarray) -> list[str]:
+def render(template: str, frame: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
     """Fill a message or fix template for the given rows, once per distinct set of values."""
     names = sorted(template_fields(template))
     if not names:
-        return [template] * len(rows)
-    columns = [frame[n].to_numpy(dtype=object)[rows] for n in names]
-    cache: dict[tuple[Any, ...], str] = {}
-    out = []
-    for values in zip(*columns, strict=True):
-        key = tuple(None if v is pd.NA or v is None else v for v in values)
-        if key not in cache:
-            cache[key] = template.format_map({n: _display(v, n) for n, v in zip(names, values, strict=True)})
-        out.append(cache[key])
-    return out
+        return np.full(len(rows), template, dtype=object)
+    picked = frame[names].iloc[rows]
+    codes, uniques = pd.MultiIndex.from_frame(picked).factorize() if len(names) > 1 else pd.factorize(picked[names[0]])
+    texts = [template.format_map({n: _display(v, n) for n, v in zip(names, values if len(names) > 1 else (values,), strict=True)})
+             for values in uniques]
+    missing = template.format_map({n: _display(None, n) for n in names})  # code -1: every value missing
+    return np.array([*texts, missing], dtype=object)[codes]
 
 
 def _severities(rule: Rule, frame: pd.DataFrame, rows: np.ndarray, pack: RulePack) -> np.ndarray:
