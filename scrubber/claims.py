@@ -296,8 +296,8 @@ def _split_list(value: str, diagnosis: bool) -> str | None:
     items: list[str] = []
     for item in re.split(r"[;,]", value):
         code = item.strip().upper()
-        if diagnosis and len(code) > 4 and code[3] == "." and code.count(".") == 1:
-            code = code.replace(".", "")  # E11.9 -> E119; a dot anywhere else stays and is malformed
+        if diagnosis and len(code) > 4 and code[3] == "." and code.count(".") == 1 and code[0].isalpha():
+            code = code.replace(".", "")  # E11.9 -> E119; ICD-9 250.00 or a stray dot stays, and is malformed
         if code and code not in items:
             items.append(code)
     return ";".join(items) if items else None

@@ -439,8 +439,9 @@ def _ncci_column1(frame: pd.DataFrame, ctx: DeriveContext) -> pd.Series:
     pairs = pd.DataFrame(ctx.reference.tables.get("ncci_ptp_therapy.csv", []))
     if pairs.empty:
         return column1
-    pairs["start"] = pd.to_datetime(pairs["effective_from"].replace("", None)).fillna(pd.Timestamp.min)
-    pairs["end"] = pd.to_datetime(pairs["effective_to"].replace("", None)).fillna(pd.Timestamp.max)
+    # An open start or end is far outside any service date (Timestamp.min/max do not fit datetime64[s]).
+    pairs["start"] = pd.to_datetime(pairs["effective_from"].replace("", "1900-01-01")).astype("datetime64[s]")
+    pairs["end"] = pd.to_datetime(pairs["effective_to"].replace("", "2999-12-31")).astype("datetime64[s]")
     pairs["order"] = range(len(pairs))
     keys = ["patient_id", "service_date"]
     lines = frame[[*keys, "cpt"]].dropna().reset_index(names="line")

@@ -13,7 +13,7 @@ import pandas as pd
 from scrubber import engine
 from scrubber.claims import ClaimBatch
 from scrubber.compile import CompiledRule, compile_condition
-from scrubber.derive import DERIVED, DeriveContext, derive
+from scrubber.derive import DERIVED, ICD_PATTERN, DeriveContext, derive
 from scrubber.fields import FieldType
 from scrubber.loader import RulePack, field_types
 from scrubber.model import All, Leaf, Op, Rule
@@ -54,9 +54,16 @@ def fields_used(pack: RulePack) -> set[str]:
 _MISSING_TEXT = {"edu_code_for_group_size": "none", "edu_code_for_session_count": "none"}
 
 
+def _is_list(name: str) -> bool:
+    """List fields are never missing, only empty (model.Leaf): an empty one reads "none"."""
+    return field_types().get(name) is FieldType.LIST
+
+
 def _display(value: Any, name: str) -> str:
     if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and np.isnan(value)):
-        return _MISSING_TEXT.get(name, "missing")
+        if name in _MISSING_TEXT:
+            return _MISSING_TEXT[name]
+        return "none" if _is_list(name) else "missing"
     spec = DERIVED.get(name)
     ftype = spec.type if spec else None
     if isinstance(value, pd.Timestamp):
@@ -66,10 +73,10 @@ def _display(value: Any, name: str) -> str:
     if isinstance(value, float):
         return f"{value:.2f}" if name == "charge" else f"{value:g}"
     text = str(value)
-    if name in _DX_FIELDS or ftype is FieldType.LIST or name == "modifiers":
+    if name in _DX_FIELDS or _is_list(name):
         items = text.split(";")
-        if name in _DX_FIELDS:
-            items = [c[:3] + "." + c[3:] if len(c) > 3 else c for c in items]
+        if name in _DX_FIELDS:  # shown the way billers write them: E11.9 (malformed codes as read)
+            items = [c[:3] + "." + c[3:] if len(c) > 3 and ICD_PATTERN.fullmatch(c) else c for c in items]
         return ", ".join(items)
     return text
 
