@@ -43,6 +43,9 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             _fail(str(exc))
         except MemoryError:
             _fail("out of memory; split the export or use smaller --chunk-size")
+        except BrokenPipeError:  # `scrubber rules list | head`: the reader left, nothing is wrong
+            sys.stderr.close()
+            sys.exit(ExitCode.OK)
         except (SystemExit, KeyboardInterrupt):
             raise
         except Exception as exc:  # an internal error: report where, never the data involved
@@ -62,17 +65,33 @@ def main() -> None:
 
 
 def _rules_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option(
+        "--no-bundled-rules", is_flag=True,
+        help="Use only the --rules folders, not the bundled pack beneath them.",
+    )(fn)
     return click.option(
         "--rules", "rules_dirs", multiple=True, type=click.Path(path_type=Path),
-        help="Rules folder; give it several times to layer a practice's rules over the bundled pack "
-             "(later folders add, override by id, or disable). Default: the bundled pack.",
+        help="A rules folder layered over the bundled pack: its rules add to it, replace a rule of "
+             "the same id, or disable one (`{id: X, disabled: true}`); its data files replace or "
+             "extend the bundled ones. Repeat to layer several.",
     )(fn)
 
 
-def _load(rules_dirs: tuple[Path, ...], select: tuple[str, ...] = (), ignore: tuple[str, ...] = ()):
-    from scrubber.loader import BUNDLED_RULES, load_pack
+def rule_dirs(rules_dirs: tuple[Path, ...] | list[Path], no_bundled: bool = False) -> list[Path]:
+    """The folders to load, bundled pack first: later folders override earlier ones."""
+    from scrubber.loader import BUNDLED_RULES
 
-    return load_pack(list(rules_dirs) or [BUNDLED_RULES], _split(select), _split(ignore))
+    if no_bundled:
+        if not rules_dirs:
+            raise click.BadParameter("--no-bundled-rules needs at least one --rules folder")
+        return list(rules_dirs)
+    return [BUNDLED_RULES, *rules_dirs]
+
+
+def _load(dirs: list[Path], select: tuple[str, ...] = (), ignore: tuple[str, ...] = ()):
+    from scrubber.loader import load_pack
+
+    return load_pack(dirs, _split(select), _split(ignore))
 
 
 def _split(values: tuple[str, ...]) -> list[str]:
@@ -93,16 +112,170 @@ def _split(values: tuple[str, ...]) -> list[str]:
 @click.option("--run-date", type=click.DateTime(["%Y-%m-%d"]), help="Date used when submission_date is empty (default: today).")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @guarded
-def run(inputs: tuple[Path, ...], out_dir: Path, rules_dirs: tuple[Path, ...], mapping: Path | None, fmt: str,
-        fail_on: str, select: tuple[str, ...], ignore: tuple[str, ...], run_date: datetime | None, quiet: bool) -> None:
+def run(inputs: tuple[Path, ...], out_dir: Path, rules_dirs: tuple[Path, ...], no_bundled_rules: bool,
+        mapping: Path | None, fmt: str, fail_on: str, select: tuple[str, ...], ignore: tuple[str, ...],
+        run_date: datetime | None, quiet: bool) -> None:
     """Scrub claim exports (CSV, CSV.GZ, Parquet, JSON Lines) into an annotated output folder."""
     from scrubber.pipeline import run_scrub
 
     report = run_scrub(
-        inputs=list(inputs), out=out_dir, rules_dirs=list(rules_dirs), mapping=mapping, fmt=fmt,
+        inputs=list(inputs), out=out_dir, rules_dirs=rule_dirs(rules_dirs, no_bundled_rules), mapping=mapping, fmt=fmt,
         fail_on=fail_on, select=_split(select), ignore=_split(ignore),
         run_date=run_date.date() if run_date else date.today(),
     )
     if not quiet:
         click.echo(f"{report} -> {out_dir}")
     sys.exit(report.exit_code)
+
+
+# -- rules ----------------------------------------------------------------------------------------
+@main.group()
+def rules() -> None:
+    """List, explain, check and test the rule pack (no Python needed to change rules)."""
+
+
+@rules.command("list")
+@_rules_option
+@click.option("--cause", multiple=True, help="Only rules of these causes.")
+@guarded
+def rules_list(rules_dirs: tuple[Path, ...], no_bundled_rules: bool, cause: tuple[str, ...]) -> None:
+    """One line per rule: id, cause, severity, status, payer types, source count."""
+    pack = _load(rule_dirs(rules_dirs, no_bundled_rules))
+    wanted = set(_split(cause))
+    rows = [r for r in pack.rules if not wanted or r.cause in wanted]
+    header = ("ID", "CAUSE", "SEVERITY", "DENIAL", "STATUS", "PAYERS", "SOURCES")
+    table = [header] + [
+        (r.id, r.cause, _severity_text(r), r.denial_code, r.status, _payers_text(r), str(len(r.sources)))
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    click.echo(f"{len(rows)} rule{'s' if len(rows) != 1 else ''}")
+
+
+def _severity_text(rule: Any) -> str:
+    overrides = ",".join(f"{k}={v}" for k, v in sorted(rule.severity_by_payer_type.items()))
+    return rule.severity + (f" ({overrides})" if overrides else "")
+
+
+def _payers_text(rule: Any) -> str:
+    """The payer types a rule names in its condition, or 'all'."""
+    from scrubber.model import Leaf, All, AnyOf, Not
+
+    found: set[str] = set()
+
+    def walk(cond: Any) -> None:
+        if isinstance(cond, Leaf):
+            if cond.field == "payer_type" and cond.op.value in ("eq", "in"):
+                found.update([cond.value] if isinstance(cond.value, str) else cond.value)
+        elif isinstance(cond, Not):
+            return  # a negated payer test narrows nothing we can name
+        elif isinstance(cond, All | AnyOf):
+            for child in cond.children:
+                walk(child)
+
+    walk(rule.when)
+    return ",".join(sorted(found)) or "all"
+
+
+@rules.command("explain")
+@click.argument("rule_id")
+@_rules_option
+@guarded
+def rules_explain(rule_id: str, rules_dirs: tuple[Path, ...], no_bundled_rules: bool) -> None:
+    """What a rule checks, why payers deny it, the fix, its sources, examples and the data it reads."""
+    from scrubber.derive import DERIVED, FAMILIES
+    from scrubber.loader import did_you_mean
+    from scrubber.model import describe
+
+    pack = _load(rule_dirs(rules_dirs, no_bundled_rules))
+    rule = pack.by_id().get(rule_id.upper())
+    if rule is None:
+        _fail(f"no rule '{rule_id}'{did_you_mean(rule_id.upper(), pack.by_id())}; see `scrubber rules list`")
+        return
+    out = [
+        f"{rule.id} ({rule.name}) - {rule.summary}",
+        f"  cause {rule.cause}; severity {_severity_text(rule)}; expected denial {rule.denial_code}"
+        + (f" + {rule.rarc}" if rule.rarc else "") + f"; status {rule.status}; file {rule.path}",
+    ]
+    if rule.effective_from or rule.effective_to:
+        out.append(f"  applies to service dates {rule.effective_from or 'any'} to {rule.effective_to or 'any'}")
+    out += ["", "What it checks (fires when):", describe(rule.when, "  "), "", "Message:", f"  {rule.message}",
+            "", "Fix:", f"  {rule.fix}"]
+    if rule.rationale:
+        out += ["", "Why payers deny it:", *[f"  {line}" for line in rule.rationale.splitlines()]]
+    out += ["", "Sources:", *[f"  - {src.title}" + (f" <{src.url}>" if src.url else "") for src in rule.sources]]
+    if rule.unverified:
+        out += ["", "UNVERIFIED (configurable defaults to confirm with your payers):",
+                *[f"  - {u}" for u in rule.unverified]]
+    families = sorted({DERIVED[f].family for f in rule.fields() if f in DERIVED})
+    inputs = sorted(f for f in rule.fields() if f not in DERIVED)
+    out += ["", "Data it reads:", f"  input columns: {', '.join(inputs) or 'none directly'}"]
+    for name in families:
+        if name in FAMILIES:
+            fam = FAMILIES[name]
+            used = sorted(f.name for f in fam.fields if f.name in rule.fields())
+            data = f"; reference data: {', '.join(fam.data)}" if fam.data else ""
+            out.append(f"  {', '.join(used)} <- computed from {', '.join(fam.reads)}{data}")
+        else:
+            out.append(f"  {', '.join(sorted(f for f in rule.fields() if DERIVED.get(f) and DERIVED[f].family == name))}"
+                       " <- filled by the reader from unreadable or empty cells")
+    out += ["", "Examples:"]
+    for ex in rule.examples:
+        kind = ("todo, expected to " + ex.expect) if ex.todo else ex.expect
+        lines = "; ".join(", ".join(f"{k}={v!r}" for k, v in line.items()) or "the baseline line" for line in ex.lines)
+        out.append(f"  [{kind}] {ex.title}: {lines}")
+    click.echo("\n".join(out))
+
+
+@rules.command("check")
+@click.argument("dirs", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--no-bundled-rules", is_flag=True, help="Check only the given folders, not layered over the bundled pack.")
+@guarded
+def rules_check(dirs: tuple[Path, ...], no_bundled_rules: bool) -> None:
+    """Validate rule files and data tables; every problem as path:line:col; exit 2 on any."""
+    from scrubber import engine
+    from scrubber.errors import ConfigProblem, RuleConfigError
+    from scrubber.scrub import compiled_rule
+    from scrubber.selftest import baseline_findings
+
+    pack = _load(rule_dirs(dirs, no_bundled_rules) if dirs else rule_dirs((), False))
+    problems: list[ConfigProblem] = []
+    for rule in pack.rules:
+        complaint = engine.check_ruleset(compiled_rule(pack, rule))
+        if complaint:
+            problems.append(ConfigProblem(rule.path, 1, 1, complaint))
+    by_id = pack.by_id()
+    for rule_id in sorted(set(baseline_findings(pack)["rule_id"])):
+        rule = by_id[rule_id]
+        problems.append(ConfigProblem(rule.path, 1, 1, "the rule fires on the baseline clean line "
+                                      "(baseline_line.yaml); narrow its condition"))
+    if problems:
+        raise RuleConfigError(problems)
+    click.echo(f"{len(pack.rules)} rules and their data are valid ({', '.join(str(d) for d in pack.dirs)})")
+
+
+@rules.command("test")
+@click.argument("dirs", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--no-bundled-rules", is_flag=True, help="Test only the given folders' rules.")
+@click.option("--select", multiple=True, help="Only these rule ids or causes.")
+@click.option("-v", "--verbose", is_flag=True, help="List every example, not only failures.")
+@guarded
+def rules_test(dirs: tuple[Path, ...], no_bundled_rules: bool, select: tuple[str, ...], verbose: bool) -> None:
+    """Run every rule's examples; exit 1 if any example does not behave as it says."""
+    from scrubber.selftest import run_examples
+
+    pack = _load(rule_dirs(dirs, no_bundled_rules) if dirs else rule_dirs((), False), select)
+    outcomes = run_examples(pack)
+    failed = [o for o in outcomes if not o.passed]
+    for outcome in outcomes:
+        if verbose or not outcome.passed:
+            where = outcome.example.where
+            place = f"{where.path}:{where.line}:{where.col}: " if where else ""
+            click.echo(f"{place}{'ok' if outcome.passed else 'FAIL'} {outcome.label}: {outcome.detail}")
+    todo = sum(o.example.todo for o in outcomes)
+    click.echo(f"{len(outcomes) - len(failed)} passed, {len(failed)} failed"
+               + (f" ({todo} todo examples still open)" if todo else "")
+               + f" - {len(pack.rules)} rules")
+    sys.exit(ExitCode.FINDINGS if failed else ExitCode.OK)

@@ -141,3 +141,30 @@ class Rule:
 
     def fields(self) -> set[str]:
         return self.when.fields()
+
+
+_OP_WORDS = {
+    Op.EQ: "is", Op.NE: "is not", Op.LT: "is less than", Op.LE: "is at most", Op.GT: "is more than",
+    Op.GE: "is at least", Op.IN: "is one of", Op.NOT_IN: "is none of", Op.HAS_ANY: "includes any of",
+    Op.HAS_NONE: "includes none of", Op.MATCHES: "matches the pattern",
+}
+
+
+def describe(cond: Condition, indent: str = "") -> str:
+    """The condition in plain words, one clause per line (for `scrubber rules explain`)."""
+    if isinstance(cond, Leaf):
+        if cond.op is Op.EXISTS:
+            return f"{indent}{cond.field} is present"
+        if cond.op is Op.MISSING:
+            return f"{indent}{cond.field} is missing"
+        if cond.ref is not None:
+            return f"{indent}{cond.field} {_OP_WORDS[cond.op]} {cond.ref}"
+        value = cond.value
+        if isinstance(value, tuple):
+            shown = ", ".join(str(v) for v in value[:12]) + (f", ... ({len(value)} codes)" if len(value) > 12 else "")
+            return f"{indent}{cond.field} {_OP_WORDS[cond.op]} [{shown}]"
+        return f"{indent}{cond.field} {_OP_WORDS[cond.op]} {value!r}"
+    if isinstance(cond, Not):
+        return f"{indent}NOT:\n{describe(cond.child, indent + '  ')}"
+    word = "ALL of:" if isinstance(cond, All) else "ANY of:"
+    return f"{indent}{word}\n" + "\n".join(describe(c, indent + "  ") for c in cond.children)
