@@ -45,6 +45,8 @@ class Family:
 class DeriveContext:
     reference: ReferenceData
     run_date: date
+    # (payer_type, payer_id) pair of each line, factorized once per frame for `_payer_settings`.
+    payer_codes: tuple[np.ndarray, list[tuple[Any, Any]]] | None = None
 
 
 DERIVED: dict[str, DerivedField] = {}
@@ -99,9 +101,11 @@ def _in_set(frame: pd.DataFrame, column: str, ctx: DeriveContext, set_name: str)
 
 def _payer_settings(frame: pd.DataFrame, ctx: DeriveContext, key: str) -> pd.Series:
     """Each line's value of one payer setting (defaults < payer type < payer profile)."""
-    payers = frame[["payer_type", "payer_id"]]
-    codes, combos = pd.MultiIndex.from_frame(payers).factorize()
-    values = [ctx.reference.settings_for(*(None if pd.isna(v) else v for v in c)).get(key) for c in combos]
+    if ctx.payer_codes is None:
+        codes, combos = pd.MultiIndex.from_frame(frame[["payer_type", "payer_id"]]).factorize()
+        ctx.payer_codes = (codes, [tuple(None if pd.isna(v) else v for v in c) for c in combos])
+    codes, combos = ctx.payer_codes
+    values = [ctx.reference.settings_for(*c).get(key) for c in combos]
     lookup = np.empty(len(values) + 1, dtype=object)
     lookup[:-1] = values
     lookup[-1] = ctx.reference.settings_for(None, None).get(key)  # code -1: a missing payer

@@ -113,10 +113,12 @@ class FactFrame:
             ftype = self.types[spec.field]
             wanted = set(spec.values) if ftype is not FieldType.DATE else {pd.Timestamp(v) for v in spec.values}
             hit = values.isin(wanted).to_numpy(dtype=bool, na_value=False)
-        else:
+        else:  # match each distinct value once, then broadcast by the factorize codes
             pattern = re.compile(spec.pattern, regex.python_flags())
-            hit = np.array([bool(pattern.fullmatch(str(v))) if c >= 0 else False
-                            for v, c in zip(values, codes, strict=True)], dtype=bool)
+            uniques = pd.unique(values.dropna())
+            matched = np.array([bool(pattern.fullmatch(str(v))) for v in uniques] + [False], dtype=bool)
+            position = pd.Index(uniques).get_indexer(values)  # -1 for missing -> the trailing False
+            hit = matched[position]
         flag_codes = np.where(codes < 0, _MISSING, hit.astype(np.int64))
         key = json.dumps(spec.name)
         return flag_codes, [f"{key}: false", f"{key}: true"]

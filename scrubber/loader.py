@@ -8,6 +8,7 @@ a rule with the same id replaces the earlier rule, and `{id: X, disabled: true}`
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import re
 import string
@@ -77,8 +78,9 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+@functools.cache
 def field_types() -> dict[str, FieldType]:
-    """Every field a rule may read: non-PHI input columns and derived fields."""
+    """Every field a rule may read: non-PHI input columns and derived fields (do not mutate)."""
     types = {name: col.type for name, col in COLUMNS_BY_NAME.items() if name not in PHI_COLUMNS}
     types.update({name: spec.type for name, spec in DERIVED.items()})
     return types

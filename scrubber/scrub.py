@@ -94,17 +94,17 @@ def render(template: str, frame: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
     return np.array([*texts, missing], dtype=object)[codes]
 
 
-def _severities(rule: Rule, frame: pd.DataFrame, rows: np.ndarray, pack: RulePack) -> np.ndarray:
+def _severities(rule: Rule, payer_type: np.ndarray, payer_id: np.ndarray, rows: np.ndarray, pack: RulePack) -> np.ndarray:
     """The rule's severity on each row: rule default < by payer type < payer profile."""
     severity = np.full(len(rows), rule.severity, dtype=object)
-    ptype = frame["payer_type"].to_numpy(dtype=object)[rows]
-    for payer_type, value in rule.severity_by_payer_type.items():
-        severity[ptype == payer_type] = value
-    pid = frame["payer_id"].to_numpy(dtype=object)[rows]
-    for payer_id, profile in pack.reference.payers.items():
+    ptype = payer_type[rows]
+    for name, value in rule.severity_by_payer_type.items():
+        severity[ptype == name] = value
+    pid = payer_id[rows]
+    for payer, profile in pack.reference.payers.items():
         override = (profile.get("rule_severity") or {}).get(rule.id)
         if override:
-            severity[pid == payer_id] = override
+            severity[pid == payer] = override
     return severity
 
 
@@ -121,6 +121,8 @@ def scrub(batch: ClaimBatch, pack: RulePack, run_date: date) -> ScrubResult:
     facts = engine.FactFrame(frame, field_types())
     claim = batch.typed["claim_id"].to_numpy(dtype=object)
     line_no = batch.typed["line_no"].to_numpy(dtype=object)
+    payer_type = frame["payer_type"].to_numpy(dtype=object)
+    payer_id = frame["payer_id"].to_numpy(dtype=object)
     parts: list[pd.DataFrame] = []
     for rule in pack.rules:
         mask = engine.evaluate(compiled_rule(pack, rule), facts)
@@ -133,7 +135,7 @@ def scrub(batch: ClaimBatch, pack: RulePack, run_date: date) -> ScrubResult:
             "line_no": line_no[rows],
             "rule_id": rule.id,
             "cause": rule.cause,
-            "severity": _severities(rule, frame, rows, pack),
+            "severity": _severities(rule, payer_type, payer_id, rows, pack),
             "carc": rule.denial_code,
             "message": render(rule.message, frame, rows),
             "fix": render(rule.fix, frame, rows),

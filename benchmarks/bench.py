@@ -1,0 +1,83 @@
+"""Benchmark: scrub a generated export end to end and compare with the I/O floor, in one run.
+
+    python benchmarks/bench.py                 # 1,000,000 lines
+    python benchmarks/bench.py --lines 100000
+
+Prints, for the same file on the same machine in the same run:
+  (a) the I/O floor: pyarrow reads the CSV and writes it back (the least any scrubber must do);
+  (b) `scrubber run` end to end as a pipeline runs it (a fresh process: imports, rules, read,
+      derive, engine, all three output files);
+then lines per second, the ratio b / a, and the peak memory (max RSS) of the scrubber process.
+Figures vary with the machine and its load: compare ratios, not seconds, across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from make_export import make_export  # noqa: E402  (sibling script, not a package)
+
+
+def io_floor(path: Path, out_dir: Path) -> float:
+    """Seconds for pyarrow to read the export (every column as text) and write it back."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    started = time.perf_counter()
+    header = path.open(encoding="utf-8").readline().rstrip("\n").split(",")
+    table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string())))
+    pacsv.write_csv(table, out_dir / "floor.csv")
+    return time.perf_counter() - started
+
+
+def scrub(path: Path, out_dir: Path, extra: list[str]) -> tuple[float, int, int]:
+    """Seconds, exit code and peak RSS (bytes) of `scrubber run` in a fresh process."""
+    command = [sys.executable, "-m", "scrubber", "run", str(path), "--out", str(out_dir / "scrubbed"),
+               "--fail-on", "never", "--quiet", *extra]
+    started = time.perf_counter()
+    child = subprocess.Popen(command)
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    return seconds, child.returncode, usage.ru_maxrss * 1024  # ru_maxrss is in KiB on Linux
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--keep", type=Path, help="Keep the generated export and outputs in this folder.")
+    parser.add_argument("scrubber_args", nargs="*", help="Extra arguments for `scrubber run` (after --).")
+    args = parser.parse_args()
+
+    work = args.keep or Path(tempfile.mkdtemp(prefix="scrubber-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    export = work / f"export_{args.lines}.csv"
+    if not export.exists():
+        started = time.perf_counter()
+        make_export(args.lines).to_csv(export, index=False)
+        print(f"generated {args.lines:,} lines ({export.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - started:.1f} s")
+
+    floor = io_floor(export, work)
+    seconds, code, peak = scrub(export, work, args.scrubber_args)
+    if code != 0:
+        sys.exit(f"scrubber run failed with exit code {code}")
+    cores = os.cpu_count()
+    print(f"machine: {platform.machine()}, {cores} cores, Python {platform.python_version()}")
+    print(f"(a) I/O floor, pyarrow read + write: {floor:.2f} s ({args.lines / floor:,.0f} lines/s)")
+    print(f"(b) scrubber run, end to end:        {seconds:.2f} s ({args.lines / seconds:,.0f} lines/s)")
+    print(f"ratio b / a: {seconds / floor:.1f}")
+    print(f"peak memory of scrubber run: {peak / 2**20:,.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
