@@ -724,7 +724,8 @@ def build_clinic(rng: random.Random) -> Builder:
     rows = [b.line(p, dos, "97164", 1, minutes=30, mods=["GP"], rendering="PT2")] + timed_rows(p, dos, [("97140", 6, 1)], "PT2")
     enc = b.encounter(p, dos, rows, k)
     enc.lines[0].scenario = k
-    b.label(enc.lines[1], ["PT_8MIN_BELOW_MIN", "PT_8MIN_UNITS"], k)
+    # A day under 8 minutes is reported once, by PT_8MIN_BELOW_MIN (PT_8MIN_UNITS needs >= 8 minutes).
+    b.label(enc.lines[1], ["PT_8MIN_BELOW_MIN"], k)
 
     k = S("pt-per-code-overbilled", "Commercial 97110 for 20 minutes billed 2 units (mid-point per code: 1)")
     p = pt_patient("commercial", "back")

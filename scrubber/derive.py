@@ -286,7 +286,8 @@ def _payer(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
 def units_for_minutes(minutes: pd.Series, unit: pd.Series, threshold: pd.Series) -> pd.Series:
     """Units earned: 0 below the threshold, else floor((m - t) / U) + 1 (domain.md §1.1)."""
     earned = (minutes - threshold) // unit + 1
-    return earned.where(minutes >= threshold, 0)
+    # Missing minutes support no number of units at all (missing, not 0: comparisons on it are false).
+    return earned.where(minutes >= threshold, 0).where(minutes.notna() & threshold.notna())
 
 
 @family(

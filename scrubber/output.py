@@ -12,6 +12,7 @@ import ctypes
 import ctypes.util
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 import tempfile
@@ -130,14 +131,39 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
     safe.to_parquet(path, index=False)
 
 
-def write_output(out: Path, writers: dict[str, Callable[[Path], None]]) -> None:
-    """Write every file into a new folder, then swap it in for `out` at once."""
+def _write_in_child(write: Callable[[Path], None], path: Path) -> multiprocessing.process.BaseProcess:
+    """Run one writer in a forked process; it exits 0 or 1 and prints nothing (no data in tracebacks)."""
+
+    def run() -> None:
+        try:
+            write(path)
+        except BaseException:
+            os._exit(1)
+        os._exit(0)
+
+    child = multiprocessing.get_context("fork").Process(target=run)
+    child.start()
+    return child
+
+
+def write_output(out: Path, writers: dict[str, Callable[[Path], None]], workers: int = 1) -> None:
+    """Write every file into a new folder, then swap it in for `out` at once.
+
+    With workers > 1 the first (largest) file is written by a forked process while this one
+    writes the rest.
+    """
     out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
     try:
-        for name, write in writers.items():
+        items = list(writers.items())
+        child = _write_in_child(items[0][1], staging / items[0][0]) if workers > 1 and len(items) > 1 else None
+        for name, write in items[1 if child else 0:]:
             write(staging / name)
+        if child is not None:
+            child.join()
+            if child.exitcode != 0:
+                raise OSError(f"writing {items[0][0]} failed")
         _swap_in(staging, out)
     finally:
         if staging.exists():

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -10,17 +14,30 @@ from scrubber import output
 from scrubber.claims import load_mapping, read_batch
 from scrubber.loader import BUNDLED_RULES, load_pack
 from scrubber.report import Report, build_summary
-from scrubber.scrub import scrub
+from scrubber.scrub import PARALLEL_MIN_LINES, scrub
+
+
+@contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Time a stage; with SCRUBBER_TIMINGS=1 print its name and seconds to stderr (never data)."""
+    started = time.perf_counter()
+    yield
+    if os.environ.get("SCRUBBER_TIMINGS") == "1":
+        print(f"scrubber: {name}: {time.perf_counter() - started:.2f} s", file=sys.stderr)
 
 
 def run_scrub(inputs: list[Path], out: Path, rules_dirs: list[Path], mapping: Path | None, fmt: str,
-              fail_on: str, select: list[str], ignore: list[str], run_date: date) -> Report:
+              fail_on: str, select: list[str], ignore: list[str], run_date: date, workers: int = 1) -> Report:
     started = datetime.now(timezone.utc)
     clock = time.perf_counter()
-    pack = load_pack(rules_dirs or [BUNDLED_RULES], select, ignore)
-    batch = read_batch(inputs, load_mapping(mapping))
-    result = scrub(batch, pack, run_date)
-    annotated = output.annotated_frame(batch, result)
+    with stage("load rules"):
+        pack = load_pack(rules_dirs or [BUNDLED_RULES], select, ignore)
+    with stage("read"):
+        batch = read_batch(inputs, load_mapping(mapping))
+    with stage("scrub"):
+        result = scrub(batch, pack, run_date, workers)
+    with stage("annotate"):
+        annotated = output.annotated_frame(batch, result)
     inputs_info = [
         {"file": name, "lines": lines, "sha256": output.file_sha256(path)}
         for (name, lines), path in zip(batch.sources, inputs, strict=True)
@@ -40,5 +57,6 @@ def run_scrub(inputs: list[Path], out: Path, rules_dirs: list[Path], mapping: Pa
         "findings.jsonl": lambda p: p.write_text(output.findings_jsonl(result, pack), encoding="utf-8"),
         "summary.json": lambda p: p.write_text(output.json_text(summary), encoding="utf-8"),
     }
-    output.write_output(out, writers)
+    with stage("write"):
+        output.write_output(out, writers, workers if len(batch.raw) >= PARALLEL_MIN_LINES else 1)
     return report

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import string
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -18,6 +21,7 @@ from scrubber.fields import FieldType
 from scrubber.loader import RulePack, field_types
 from scrubber.model import All, Leaf, Op, Rule
 
+PARALLEL_MIN_LINES = 20_000
 FINDING_COLUMNS = ["row", "claim_id", "line_no", "rule_id", "cause", "severity", "carc", "message", "fix"]
 _DX_FIELDS = {"dx_codes", "dx_primary", "dx_unknown", "dx_not_billable"}
 
@@ -114,32 +118,85 @@ class ScrubResult:
     findings: pd.DataFrame  # one row per finding, FINDING_COLUMNS, sorted by row and rule id
 
 
-def scrub(batch: ClaimBatch, pack: RulePack, run_date: date) -> ScrubResult:
-    """Evaluate every rule of the pack on every line of the batch."""
-    wanted = fields_used(pack)
-    frame = derive(batch.typed, DeriveContext(pack.reference, run_date), wanted)
-    facts = engine.FactFrame(frame, field_types())
-    claim = batch.typed["claim_id"].to_numpy(dtype=object)
-    line_no = batch.typed["line_no"].to_numpy(dtype=object)
-    payer_type = frame["payer_type"].to_numpy(dtype=object)
-    payer_id = frame["payer_id"].to_numpy(dtype=object)
-    parts: list[pd.DataFrame] = []
-    for rule in pack.rules:
-        mask = engine.evaluate(compiled_rule(pack, rule), facts)
-        rows = np.flatnonzero(mask)
-        if len(rows) == 0:
-            continue
-        parts.append(pd.DataFrame({
-            "row": rows,
-            "claim_id": claim[rows],
-            "line_no": line_no[rows],
-            "rule_id": rule.id,
-            "cause": rule.cause,
-            "severity": _severities(rule, payer_type, payer_id, rows, pack),
-            "carc": rule.denial_code,
-            "message": render(rule.message, frame, rows),
-            "fix": render(rule.fix, frame, rows),
-        }))
+@dataclass
+class _Batch:
+    """What every rule reads: shared with forked workers copy-on-write, never pickled."""
+
+    pack: RulePack
+    frame: pd.DataFrame
+    facts: engine.FactFrame
+    claim: np.ndarray
+    line_no: np.ndarray
+    payer_type: np.ndarray
+    payer_id: np.ndarray
+
+
+_SHARED: _Batch | None = None  # set before forking workers (see _evaluate_in_workers)
+
+
+def _findings_of(rule: Rule, shared: _Batch) -> pd.DataFrame | None:
+    """One rule through the engine, then its findings with rendered messages."""
+    mask = engine.evaluate(compiled_rule(shared.pack, rule), shared.facts)
+    rows = np.flatnonzero(mask)
+    if len(rows) == 0:
+        return None
+    return pd.DataFrame({
+        "row": rows,
+        "claim_id": shared.claim[rows],
+        "line_no": shared.line_no[rows],
+        "rule_id": rule.id,
+        "cause": rule.cause,
+        "severity": _severities(rule, shared.payer_type, shared.payer_id, rows, shared.pack),
+        "carc": rule.denial_code,
+        "message": render(rule.message, shared.frame, rows),
+        "fix": render(rule.fix, shared.frame, rows),
+    })
+
+
+def _evaluate_share(indexes: list[int]) -> list[pd.DataFrame]:
+    """A worker's share of the rules (runs in a forked process; reads _SHARED)."""
+    assert _SHARED is not None
+    found = [_findings_of(_SHARED.pack.rules[i], _SHARED) for i in indexes]
+    return [f for f in found if f is not None]
+
+
+def _evaluate_in_workers(shared: _Batch, workers: int) -> list[pd.DataFrame]:
+    """Split the rules across forked processes; each creates its own engine rulesets (P20)."""
+    global _SHARED
+    _SHARED = shared
+    shares = [list(range(i, len(shared.pack.rules), workers)) for i in range(workers)]
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            return [part for parts in pool.map(_evaluate_share, shares) for part in parts]
+    finally:
+        _SHARED = None
+
+
+def default_workers() -> int:
+    """Worker processes by default: the cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def scrub(batch: ClaimBatch, pack: RulePack, run_date: date, workers: int = 1) -> ScrubResult:
+    """Evaluate every rule of the pack on every line of the batch.
+
+    With `workers` > 1 the rules are split across forked processes; findings are the same, in
+    the same order, whatever the number of workers.
+    """
+    from scrubber.pipeline import stage
+
+    with stage("derive"):
+        frame = derive(batch.typed, DeriveContext(pack.reference, run_date), fields_used(pack))
+    shared = _Batch(
+        pack, frame, engine.FactFrame(frame, field_types()),
+        batch.typed["claim_id"].to_numpy(dtype=object), batch.typed["line_no"].to_numpy(dtype=object),
+        frame["payer_type"].to_numpy(dtype=object), frame["payer_id"].to_numpy(dtype=object),
+    )
+    # Forking pays off only when there is real work to split.
+    if workers > 1 and len(pack.rules) > 1 and len(frame) >= PARALLEL_MIN_LINES:
+        parts = _evaluate_in_workers(shared, workers)
+    else:
+        parts = [f for f in (_findings_of(rule, shared) for rule in pack.rules) if f is not None]
     findings = (
         pd.concat(parts, ignore_index=True).sort_values(["row", "rule_id"], kind="stable").reset_index(drop=True)
         if parts else pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS})
