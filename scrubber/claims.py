@@ -16,6 +16,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -69,9 +70,7 @@ def read_raw(path: Path) -> pd.DataFrame:
         if name.endswith(".parquet"):
             import pyarrow.parquet as pq
 
-            table = pq.read_table(path)
-            frame = table.to_pandas(types_mapper=None)
-            return frame.astype(object).where(frame.notna(), None)
+            return _as_text(pq.read_table(path))
         if name.endswith(".jsonl") or name.endswith(".ndjson"):
             return _read_jsonl(path)
         if name.endswith(".csv") or name.endswith(".csv.gz"):
@@ -81,6 +80,28 @@ def read_raw(path: Path) -> pd.DataFrame:
     except Exception as exc:
         raise InputError(f"{path}: cannot be read ({exc.__class__.__name__})") from None
     raise InputError(f"{path}: unknown file type; expected .csv, .csv.gz, .parquet or .jsonl")
+
+
+def _as_text(table: Any) -> pd.DataFrame:
+    """Every column of an Arrow table as text, cast by Arrow: an int column with a null stays
+    `30`, not pandas' `30.0`. Types Arrow cannot cast (lists, structs) are written as Python text."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def python_text(column: Any) -> Any:
+        # NaN in a float column is a missing value, as pandas writes it, not the text "nan".
+        return pa.array([None if v is None or v != v else str(v) for v in column.to_pylist()], pa.string())
+
+    columns = {}
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        if pa.types.is_floating(column.type):  # Python's text for floats: 7.0 stays 7.0, as in a CSV
+            columns[name] = python_text(column)
+            continue
+        try:
+            columns[name] = pc.cast(column, pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            columns[name] = python_text(column)
+    return pa.table(columns).to_pandas()
 
 
 def _decode(data: bytes) -> str:

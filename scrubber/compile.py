@@ -17,10 +17,13 @@ Each guard below answers a measured engine pitfall (engine-notes §4):
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
+
+import numpy as np
 
 from scrubber import regex
 from scrubber.fields import FieldType
@@ -49,6 +52,25 @@ def encode_text(value: str) -> str:
     )
 
 
+def number_json(value: float) -> str:
+    """A number as JSON text the engine parses: never exponent form (P1/P15: `1e-05` truncates)."""
+    if value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    text = np.format_float_positional(value, unique=True, trim="0")
+    return text if "." in text else text + ".0"
+
+
+@dataclass(frozen=True)
+class EngineNumber:
+    """A float constant, written into the ruleset JSON as `number_json` text (see ruleset_json)."""
+
+    text: str
+
+
+_NUMBER_TOKEN = "\x00number:"
+_NUMBER_TOKEN_JSON = re.compile(r'"\\u0000number:([^"]*)"')
+
+
 def encode_constant(value: Any, ftype: FieldType) -> Any:
     """Encode a rule constant exactly as the fact encoder encodes field values."""
     if ftype in (FieldType.TEXT, FieldType.LIST):
@@ -58,6 +80,8 @@ def encode_constant(value: Any, ftype: FieldType) -> Any:
         return d.year * 10000 + d.month * 100 + d.day
     if ftype is FieldType.BOOL:
         return bool(value)
+    if isinstance(value, float):
+        return EngineNumber(number_json(value))
     return value
 
 
@@ -86,7 +110,9 @@ class CompiledRule:
     flags: tuple[FlagColumn, ...]
 
     def ruleset_json(self) -> str:
-        return json.dumps(self.ruleset, ensure_ascii=False, sort_keys=True)
+        text = json.dumps(self.ruleset, ensure_ascii=False, sort_keys=True,
+                          default=lambda n: _NUMBER_TOKEN + n.text)
+        return _NUMBER_TOKEN_JSON.sub(r"\1", text)  # the token's quotes go: a bare number
 
 
 class _Compiler:

@@ -12,6 +12,7 @@ marker fact whose rule must fire, or the batch was silently truncated (P1).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -22,7 +23,7 @@ import durable_rules_engine as dre
 import numpy as np
 import pandas as pd
 
-from scrubber.compile import FACT_KIND, CompiledRule, FlagColumn, encode_text
+from scrubber.compile import FACT_KIND, CompiledRule, FlagColumn, encode_text, number_json
 from scrubber.errors import EngineError
 from scrubber.fields import FieldType
 from scrubber import regex
@@ -48,6 +49,21 @@ def _handle(compiled: CompiledRule) -> int:
     return _handles[key]
 
 
+@functools.cache
+def pattern_error(engine_pattern: str) -> str | None:
+    """Trial-compile one translated regex in the engine (once per pattern); its error, if any.
+
+    The translator only emits what the engine was measured to accept; this catches the rest at
+    load time instead of in the middle of a nightly run.
+    """
+    ruleset = {"p": {"all": [{"m": {"$and": [{FACT_KIND: "c"}, {"$mt": {"v": engine_pattern}}]}}]}}
+    try:
+        dre.create_ruleset(f"pattern{len(_handles)}-{pattern_error.cache_info().currsize}", json.dumps(ruleset))
+    except Exception as exc:  # the engine raises its own bare error type with a code
+        return str(exc)
+    return None
+
+
 def check_ruleset(compiled: CompiledRule) -> str | None:
     """Trial-load a compiled rule; return the engine's complaint, if any (used by `rules check`)."""
     try:
@@ -55,13 +71,6 @@ def check_ruleset(compiled: CompiledRule) -> str | None:
     except EngineError as exc:
         return str(exc)
     return None
-
-
-def _number_json(value: float) -> str:
-    if value.is_integer() and abs(value) < 2**53:
-        return str(int(value))
-    text = np.format_float_positional(value, unique=True, trim="0")
-    return text if "." in text else text + ".0"
 
 
 def _value_json(value: Any, ftype: FieldType) -> str:
@@ -78,7 +87,7 @@ def _value_json(value: Any, ftype: FieldType) -> str:
         return str(ts.year * 10000 + ts.month * 100 + ts.day)
     if ftype is FieldType.INT:
         return str(int(value))
-    return _number_json(float(value))
+    return number_json(float(value))
 
 
 class FactFrame:

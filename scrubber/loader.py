@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from scrubber import compile as compiler
-from scrubber import regex, yamlfile
+from scrubber import engine, regex, yamlfile
 from scrubber.derive import DERIVED
 from scrubber.errors import ConfigProblem, RuleConfigError
 from scrubber.fields import CAUSES, COLUMNS_BY_NAME, PAYER_TYPES, PHI_COLUMNS, SEVERITIES, FieldType
@@ -208,9 +208,11 @@ class _FileChecker:
                 self.error(vpos, "'matches' needs a pattern in quotes")
                 return None
             try:
-                regex.translate(value)
+                complaint = engine.pattern_error(regex.translate(value))
             except regex.RegexError as exc:
-                self.error(vpos, f"the pattern {value!r} cannot run in the rules engine: {exc}")
+                complaint = str(exc)
+            if complaint:
+                self.error(vpos, f"the pattern {value!r} cannot run in the rules engine: {complaint}")
                 return None
             return Leaf(name, op, value, where=where) if ok else None
         if not self._check_value(value, ftype, name, vpos):

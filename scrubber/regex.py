@@ -114,18 +114,22 @@ def translate(pattern: str) -> str:
             last_atom = False
             continue
         if ch == "{":
-            m = re.match(r"\{(\d+)(?:,(\d*))?\}", body[i:])
+            m = re.match(r"\{(\d*)(?:,(\d*))?\}", body[i:])
+            if m and m.group(1) == "" and m.group(2) is None:
+                m = None  # "{}" and "{,}" are literal text in Python
             if not m:
                 out.append("%{")
                 i += 1
                 last_atom = True
                 continue
-            low, high = m.group(1), m.group(2)
+            low, high = m.group(1) or "0", m.group(2)  # Python reads {,n} as {0,n}
             if high == "":
                 raise RegexError("open repeats {n,} are not supported; give an upper bound")
+            if int(high if high is not None else low) == 0:
+                raise RegexError("a repeat of zero times ({0}) is not supported; remove the item instead")
             if int(low) > MAX_REPEAT or (high and int(high) > MAX_REPEAT):
                 raise RegexError(f"repeat counts above {MAX_REPEAT} are not supported")
-            out.append(m.group(0))
+            out.append("{" + low + ("," + high if high is not None else "") + "}")
             i += len(m.group(0))
             if i < len(body) and body[i] in "?+":
                 raise RegexError("lazy and possessive quantifiers are not supported")
@@ -140,6 +144,8 @@ def translate(pattern: str) -> str:
         i += 1
         last_atom = True
     result = "".join(out)
+    if re.search(r"(?<!%)\((?:\||\))|(?<!%)\|(?:\||\))|^\||(?<!%)\|$", result):
+        raise RegexError("empty groups and empty alternatives are not supported; use ? for an optional part")
     if len(result) > MAX_LENGTH:
         raise RegexError(f"the pattern is too long for the engine (more than {MAX_LENGTH} characters)")
     return result
@@ -158,16 +164,23 @@ def _escape(body: str, i: int) -> tuple[str, int]:
         raise RegexError(f"the escape \\{nxt} is not supported")
     if nxt in _FORBIDDEN_LITERALS:
         raise RegexError(f"{_FORBIDDEN_LITERALS[nxt]} cannot be matched by the engine")
-    return ("%" + nxt if nxt in _ENGINE_SPECIALS or nxt in "^$" else nxt), i + 2
+    # Only the engine's own specials take a % (measured: %$ %^ %/ %- %# are error 501).
+    return ("%" + nxt if nxt in _ENGINE_SPECIALS else nxt), i + 2
 
 
 def _char_class(body: str, i: int) -> tuple[str, int]:
-    """Translate a bracket expression starting at body[i] == '['."""
+    """Translate a bracket expression starting at body[i] == '['.
+
+    Measured in the engine: `%` escapes only its own specials (`. | ( ) [ ] { } * + ? %`); other
+    punctuation is literal as written; a literal `-` works only last in the class, and `^` only
+    where it is not first. Literal dashes and carets are therefore moved to the end.
+    """
     j = i + 1
-    out = ["["]
-    if j < len(body) and body[j] == "^":
-        out.append("^")
+    negate = j < len(body) and body[j] == "^"
+    if negate:
         j += 1
+    items: list[str] = []
+    literal_dash = literal_caret = False
     first = True
     while j < len(body) and (body[j] != "]" or first):
         ch = body[j]
@@ -176,15 +189,19 @@ def _char_class(body: str, i: int) -> tuple[str, int]:
             if j + 1 >= len(body):
                 raise RegexError("the pattern ends with a backslash")
             nxt = body[j + 1]
+            j += 2
             if nxt in _CLASS_ESCAPES:
-                out.append(_CLASS_ESCAPES[nxt])
+                items.append(_CLASS_ESCAPES[nxt])
             elif nxt.isalnum():
                 raise RegexError(f"the escape \\{nxt} is not supported inside [...]")
             elif nxt in _FORBIDDEN_LITERALS:
                 raise RegexError(f"{_FORBIDDEN_LITERALS[nxt]} cannot be matched by the engine")
+            elif nxt == "-":
+                literal_dash = True
+            elif nxt == "^":
+                literal_caret = True
             else:
-                out.append("%" + nxt if not nxt.isalnum() else nxt)
-            j += 2
+                items.append("%" + nxt if nxt in _ENGINE_SPECIALS else nxt)
             continue
         if ch in _FORBIDDEN_LITERALS:
             raise RegexError(f"{_FORBIDDEN_LITERALS[ch]} cannot be matched by the engine")
@@ -192,14 +209,30 @@ def _char_class(body: str, i: int) -> tuple[str, int]:
             raise RegexError("control characters cannot be matched by the engine")
         if ch == "[" and j + 1 < len(body) and body[j + 1] == ":":
             raise RegexError("POSIX classes such as [:digit:] are not supported")
-        if ch == "-" and len(out) > 1 and j + 1 < len(body) and body[j + 1] != "]":
-            out.append("-")
+        if ch == "-":
+            single = bool(items) and (len(items[-1]) == 1 or (len(items[-1]) == 2 and items[-1][0] == "%"))
+            if single and j + 1 < len(body) and body[j + 1] != "]":  # a range such as a-z
+                nxt = body[j + 1]
+                if nxt == "\\":
+                    raise RegexError("ranges must be between two plain characters, e.g. [a-z]")
+                items[-1] += "-" + ("%" + nxt if nxt in _ENGINE_SPECIALS else nxt)
+                j += 2
+                continue
+            literal_dash = True
+        elif ch == "^":
+            literal_caret = True
         elif ch.isalnum():
-            out.append(ch)
+            items.append(ch)
         else:
-            out.append("%" + ch)
+            items.append("%" + ch if ch in _ENGINE_SPECIALS else ch)
         j += 1
     if j >= len(body):
         raise RegexError("unterminated [...]")
-    out.append("]")
-    return "".join(out), j + 1
+    if not items and not literal_caret and literal_dash:
+        return ("[^-]" if negate else "-"), j + 1
+    if literal_caret and not items:
+        if not negate and not literal_dash:
+            return "^", j + 1  # [\^] alone: a caret, which is literal outside a class
+        raise RegexError("a class holding only '^' (and '-') is not supported; write it as (^|-)")
+    tail = ("^" if literal_caret else "") + ("-" if literal_dash else "")
+    return "[" + ("^" if negate else "") + "".join(items) + tail + "]", j + 1
