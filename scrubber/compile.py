@@ -108,6 +108,9 @@ class CompiledRule:
     ruleset: dict[str, Any]
     fields: tuple[str, ...]  # input and derived fields the facts carry
     flags: tuple[FlagColumn, ...]
+    # Fields the condition only tests for presence: facts carry `true` instead of the value, so
+    # lines differing only in, say, their authorization number are one fact (engine-notes §7.3).
+    presence_only: tuple[str, ...] = ()
 
     def ruleset_json(self) -> str:
         text = json.dumps(self.ruleset, ensure_ascii=False, sort_keys=True,
@@ -119,9 +122,12 @@ class _Compiler:
     def __init__(self, field_types: Mapping[str, FieldType]):
         self.types = field_types
         self.flags: list[FlagColumn] = []
+        self.value_fields: set[str] = set()  # fields whose values the engine compares
+        self.presence_fields: set[str] = set()  # fields the engine only tests for presence
 
     # -- helpers ------------------------------------------------------------------------------
     def _flag(self, leaf: Leaf, kind: str, values: tuple[Any, ...] = (), pattern: str = "") -> str:
+        self.presence_fields.add(leaf.field)  # the flag carries the answer; the field only its presence
         name = f"__x{len(self.flags)}"
         self.flags.append(FlagColumn(name, leaf.field, kind, values, pattern))
         return name
@@ -178,6 +184,10 @@ class _Compiler:
 
     def leaf(self, leaf: Leaf, negate: bool) -> dict[str, Any]:
         op = leaf.op
+        if op is Op.EXISTS or op is Op.MISSING:
+            self.presence_fields.add(leaf.field)
+        elif not self._flagged(leaf, negate):
+            self.value_fields.update(leaf.fields())
         if op in _OPS:
             if not negate:
                 return self._compare(leaf, op)
@@ -200,6 +210,12 @@ class _Compiler:
                 return self._or([self._nex(leaf.field), {flag: False}])
             return {"$mt": {leaf.field: regex.translate(leaf.value)}}
         raise ValueError(f"unknown op {op}")
+
+    @staticmethod
+    def _flagged(leaf: Leaf, negate: bool) -> bool:
+        """Whether the leaf compiles to a pandas-computed flag instead of a test on the value."""
+        long_list = leaf.op in (Op.IN, Op.NOT_IN) and len(dict.fromkeys(leaf.value)) > MAX_OR_BRANCHES
+        return long_list or (leaf.op is Op.MATCHES and negate)
 
     def cond(self, cond: Condition, negate: bool = False) -> dict[str, Any]:
         if isinstance(cond, Leaf):
@@ -224,4 +240,6 @@ def compile_condition(
         # Fires for the fact appended to every batch: if it does not, the batch was truncated (P1).
         "__end": {"all": [{"m": {FACT_KIND: "end"}}]},
     }
-    return CompiledRule(rule_id, ruleset, tuple(sorted(when.fields())), tuple(comp.flags))
+    fields = comp.value_fields | comp.presence_fields
+    return CompiledRule(rule_id, ruleset, tuple(sorted(fields)), tuple(comp.flags),
+                        tuple(sorted(comp.presence_fields - comp.value_fields)))

@@ -68,12 +68,12 @@ def family(name: str, reads: tuple[str, ...], data: tuple[str, ...], fields: lis
 
 def derive(frame: pd.DataFrame, ctx: DeriveContext, wanted: set[str]) -> pd.DataFrame:
     """Add the derived fields in `wanted` (and their family siblings) to a copy of `frame`."""
-    out = frame.copy()
+    added: dict[str, pd.Series] = {}
     for fam in FAMILIES.values():
         if any(f.name in wanted for f in fam.fields):
-            for name, series in fam.compute(frame, ctx).items():
-                out[name] = series
-    return out
+            added.update(fam.compute(frame, ctx))
+    # One concat: inserting ~50 columns one by one copies the frame's blocks again and again.
+    return pd.concat([frame, pd.DataFrame(added, index=frame.index)], axis=1)
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -97,6 +97,22 @@ def _in_set(frame: pd.DataFrame, column: str, ctx: DeriveContext, set_name: str)
     code_set = ctx.reference.code_sets.get(set_name)
     values = set(code_set.values) if code_set else set()
     return frame[column].isin(values).fillna(False).astype(bool)
+
+
+def _per_payer(values: pd.Series, frame: pd.DataFrame, ctx: DeriveContext, key: str,
+               fn: Callable[[Any, Any], Any], dtype: str) -> pd.Series:
+    """fn(value, the line's payer setting `key`), computed once per distinct (value, payer) pair."""
+    _payer_settings(frame, ctx, key)  # factorizes the payers once per frame
+    assert ctx.payer_codes is not None
+    payer_codes, combos = ctx.payer_codes
+    settings = [ctx.reference.settings_for(*c).get(key) for c in combos]
+    settings.append(ctx.reference.settings_for(None, None).get(key))  # payer code -1: no payer
+    value_codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    payer = np.where(payer_codes < 0, len(settings) - 1, payer_codes)
+    pair_codes, pairs = pd.factorize(value_codes.astype(np.int64) * len(settings) + payer)
+    results = [fn(uniques[v] if v >= 0 else None, settings[c])
+               for v, c in (divmod(int(pair), len(settings)) for pair in pairs)]
+    return pd.Series(pd.array(results, dtype=dtype)[pair_codes], index=frame.index)
 
 
 def _payer_settings(frame: pd.DataFrame, ctx: DeriveContext, key: str) -> pd.Series:
@@ -154,11 +170,12 @@ def _diagnoses(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     parts = list(zip(*[r if isinstance(r, tuple) else (0, None, None, None, None, None, None) for r in results], strict=True))
     idx = frame.index
     categories = pd.Series(parts[6], index=idx, dtype="object")
-    accepted = _payer_settings(frame, ctx, "chronic_conditions")
-    has_chronic = [
-        None if c is None and n == 0 else bool(set(_items(c or "")) & set(a or ()))
-        for c, n, a in zip(categories, parts[0], accepted, strict=True)
-    ]
+    # Missing where the line has no diagnosis at all; "" where it has some but none chronic.
+    present = pd.Series(parts[0], index=idx).gt(0).to_numpy()
+    by_line = categories.fillna("").where(present, None)
+    has_chronic = _per_payer(by_line, frame, ctx, "chronic_conditions",
+                             lambda cats, accepted: None if cats is None else bool(set(_items(cats)) & set(accepted or ())),
+                             "boolean")
     return {
         "dx_count": pd.Series(parts[0], index=idx, dtype="Int64"),
         "dx_primary": pd.Series(parts[1], index=idx, dtype="string"),
@@ -166,7 +183,7 @@ def _diagnoses(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
         "dx_unknown": pd.Series(parts[3], index=idx, dtype="string"),
         "dx_not_billable": pd.Series(parts[4], index=idx, dtype="string"),
         "dx_all_z": pd.Series(parts[5], index=idx, dtype="boolean"),
-        "dx_has_chronic": pd.Series(has_chronic, index=idx, dtype="boolean"),
+        "dx_has_chronic": has_chronic,
         "dx_categories": categories.astype("string"),
     }
 
@@ -225,12 +242,12 @@ def _providers(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
 
     rendering = _map_unique(frame["rendering_taxonomy"], classify, "string")
     referring = _map_unique(frame["referring_taxonomy"], classify, "string")
-    qualified_lists = _payer_settings(frame, ctx, "qualified_education_providers")
-    qualified = [None if pd.isna(c) else c in (q or ()) for c, q in zip(rendering, qualified_lists, strict=True)]
+    qualified = _per_payer(rendering, frame, ctx, "qualified_education_providers",
+                           lambda cls, listed: None if cls is None else cls in (listed or ()), "boolean")
     return {
         "rendering_provider_class": rendering,
         "referring_provider_class": referring,
-        "rendering_qualified_for_education": pd.Series(qualified, index=frame.index, dtype="boolean"),
+        "rendering_qualified_for_education": qualified,
     }
 
 
@@ -267,14 +284,14 @@ def _payer(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
         deadline[mask] = service[mask] + offset
         limit_text[mask] = text
     days_left = (deadline - submitted).dt.days.astype("Int64")
-    pa_codes = _payer_settings(frame, ctx, "prior_auth_codes")
-    pa = [None if pd.isna(c) else c in (codes or ()) for c, codes in zip(frame["cpt"], pa_codes, strict=True)]
+    pa = _per_payer(frame["cpt"], frame, ctx, "prior_auth_codes",
+                    lambda cpt, codes: None if cpt is None else cpt in (codes or ()), "boolean")
     return {
         "filing_deadline": deadline,
         "filing_days_left": days_left,
         "filing_warning_days": _payer_settings(frame, ctx, "filing_warning_days").astype("Int64"),
         "filing_limit": limit_text,
-        "prior_auth_required": pd.Series(pa, index=frame.index, dtype="boolean"),
+        "prior_auth_required": pa,
         "telehealth_modifier_required": _payer_settings(frame, ctx, "telehealth_modifier_required").astype("boolean"),
         "therapy_modifier_required": _payer_settings(frame, ctx, "therapy_modifier_required").astype("boolean"),
         "time_rule": _payer_settings(frame, ctx, "time_rule").astype("string"),

@@ -114,6 +114,11 @@ class FactFrame:
             self._columns[name] = (codes.astype(np.int64), fragments)
         return self._columns[name]
 
+    def presence(self, name: str) -> tuple[np.ndarray, list[str]]:
+        """Codes 0 where the field has a value, -1 where it is missing; the fact says `true`."""
+        codes, _ = self.column(name)
+        return np.where(codes < 0, _MISSING, 0), [f"{json.dumps(name)}: true"]
+
     def flag(self, spec: FlagColumn) -> tuple[np.ndarray, list[str]]:
         """A flag column (see compile.FlagColumn): codes 0 = false, 1 = true, -1 = field missing."""
         codes, _ = self.column(spec.field)
@@ -138,7 +143,8 @@ def evaluate(compiled: CompiledRule, facts: FactFrame) -> np.ndarray:
     n = len(facts)
     if n == 0:
         return np.zeros(0, dtype=bool)
-    columns = [facts.column(f) for f in compiled.fields] + [facts.flag(s) for s in compiled.flags]
+    columns = [facts.presence(f) if f in compiled.presence_only else facts.column(f) for f in compiled.fields]
+    columns += [facts.flag(s) for s in compiled.flags]
     group_of_line, representatives = _distinct(columns, n)
     fired_groups = np.zeros(len(representatives), dtype=bool)
     handle = _handle(compiled)
