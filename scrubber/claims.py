@@ -332,12 +332,22 @@ def _parse_date(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     return parsed, _problem(values, bad, "is not a date (YYYY-MM-DD or MM/DD/YYYY)")
 
 
+# Fields holding ICD-10-CM codes: stored without the dot, as CMS's code list writes them.
+DIAGNOSIS_FIELDS = frozenset({"dx_codes", "dx_primary", "dx_malformed", "dx_unknown", "dx_not_billable"})
+
+
+def normalise_diagnosis(code: str) -> str:
+    """E11.9 -> E119; ICD-9 250.00 or a stray dot stays as written, and is malformed."""
+    code = code.strip().upper()
+    if len(code) > 4 and code[3] == "." and code.count(".") == 1 and code[0].isalpha():
+        return code.replace(".", "")
+    return code
+
+
 def _split_list(value: str, diagnosis: bool) -> str | None:
     items: list[str] = []
     for item in re.split(r"[;,]", value):
-        code = item.strip().upper()
-        if diagnosis and len(code) > 4 and code[3] == "." and code.count(".") == 1 and code[0].isalpha():
-            code = code.replace(".", "")  # E11.9 -> E119; ICD-9 250.00 or a stray dot stays, and is malformed
+        code = normalise_diagnosis(item) if diagnosis else item.strip().upper()
         if code and code not in items:
             items.append(code)
     return ";".join(items) if items else None

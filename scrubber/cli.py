@@ -232,6 +232,22 @@ def rules_explain(rule_id: str, rules_dirs: tuple[Path, ...], no_bundled_rules: 
     click.echo("\n".join(out))
 
 
+@rules.command("fields")
+def rules_fields() -> None:
+    """Every field a rule may test: the contract's columns and the derived fields, with their types."""
+    from scrubber.derive import DERIVED, FAMILIES
+    from scrubber.fields import COLUMNS_BY_NAME, PHI_COLUMNS
+
+    click.echo("Input columns (claims contract; patient_id is PHI and cannot be read by rules):")
+    for name, column in COLUMNS_BY_NAME.items():
+        if name not in PHI_COLUMNS:
+            click.echo(f"  {name:34s} {column.type:6s} {column.description}")
+    click.echo("\nDerived fields (computed before the rules run):")
+    for name, spec in DERIVED.items():
+        source = f" [from {', '.join(FAMILIES[spec.family].reads)}]" if spec.family in FAMILIES else ""
+        click.echo(f"  {name:34s} {spec.type:6s} {spec.description}{source}")
+
+
 @rules.command("check")
 @click.argument("dirs", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--no-bundled-rules", is_flag=True, help="Check only the given folders, not layered over the bundled pack.")

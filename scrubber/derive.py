@@ -448,6 +448,7 @@ def _duplicates(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]
     fields=[
         ("same_day_em_code", T.TEXT, "an E/M code billed for the same patient, date and billing NPI"),
         ("ncci_column1_code", T.TEXT, "a column-1 code of an NCCI PTP pair billed for the same patient and date, when this line is its column-2 code"),
+        ("ncci_modifier_indicator", T.TEXT, "that pair's NCCI modifier indicator: 0 never bypassed, 1 bypassed by 59/X modifiers, 9 not applicable"),
     ],
 )
 def _bundling(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
@@ -459,15 +460,18 @@ def _bundling(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
         merged = frame[keys].reset_index().merge(em, on=keys, how="left").set_index("index")
         same_day_em = merged["cpt"].reindex(frame.index).astype("string")
 
-    return {"same_day_em_code": same_day_em, "ncci_column1_code": _ncci_column1(frame, ctx)}
+    column1, indicator = _ncci_column1(frame, ctx)
+    return {"same_day_em_code": same_day_em, "ncci_column1_code": column1, "ncci_modifier_indicator": indicator}
 
 
-def _ncci_column1(frame: pd.DataFrame, ctx: DeriveContext) -> pd.Series:
-    """For a column-2 line of an NCCI pair in force on its date: the first column-1 code billed the same day."""
+def _ncci_column1(frame: pd.DataFrame, ctx: DeriveContext) -> tuple[pd.Series, pd.Series]:
+    """For a column-2 line of an NCCI pair in force on its date: the first column-1 code billed the
+    same day, and that pair's modifier indicator."""
     column1 = pd.Series(pd.NA, index=frame.index, dtype="string")
+    indicator = pd.Series(pd.NA, index=frame.index, dtype="string")
     pairs = pd.DataFrame(ctx.reference.tables.get("ncci_ptp_therapy.csv", []))
     if pairs.empty:
-        return column1
+        return column1, indicator
     # An open start or end is far outside any service date (Timestamp.min/max do not fit datetime64[s]).
     pairs["start"] = pd.to_datetime(pairs["effective_from"].replace("", "1900-01-01")).astype("datetime64[s]")
     pairs["end"] = pd.to_datetime(pairs["effective_to"].replace("", "2999-12-31")).astype("datetime64[s]")
@@ -477,12 +481,13 @@ def _ncci_column1(frame: pd.DataFrame, ctx: DeriveContext) -> pd.Series:
     candidates = lines.merge(pairs, left_on="cpt", right_on="column2")
     candidates = candidates[candidates["service_date"].between(candidates["start"], candidates["end"])]
     if candidates.empty:
-        return column1
+        return column1, indicator
     billed = lines[[*keys, "cpt"]].drop_duplicates().rename(columns={"cpt": "column1"})
     hits = candidates.merge(billed, on=[*keys, "column1"]).sort_values(["line", "order"])
     first = hits.drop_duplicates("line")
     column1[first["line"].to_numpy()] = first["column1"].to_numpy()
-    return column1
+    indicator[first["line"].to_numpy()] = first["modifier_indicator"].to_numpy()
+    return column1, indicator
 
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from scrubber import compile as compiler
 from scrubber import engine, regex, yamlfile
 from scrubber.derive import DERIVED
+from scrubber.claims import DIAGNOSIS_FIELDS, normalise_diagnosis
 from scrubber.errors import ConfigProblem, RuleConfigError
 from scrubber.fields import CAUSES, COLUMNS_BY_NAME, PAYER_TYPES, PHI_COLUMNS, SEVERITIES, FieldType
 from scrubber.model import (
@@ -53,6 +54,12 @@ RULE_KEYS = {
     "effective_from": "first service date the rule applies to (YYYY-MM-DD)",
     "effective_to": "last service date the rule applies to (YYYY-MM-DD)",
     "disabled": "true to remove a rule of the same id from an earlier rules folder",
+}
+# Stand-ins for missing required keys, so the rest of a broken file is still checked.
+_PLACEHOLDERS: dict[str, Any] = {
+    "name": "missing-name", "summary": "missing", "cause": CAUSES[0], "severity": SEVERITIES[0], "carc": "16",
+    "when": {"field": "cpt", "op": "exists"}, "message": "missing", "fix": "missing",
+    "sources": ["missing"], "examples": {"fires": [{"title": "t", "line": {}}], "passes": [{"title": "t", "line": {}}]},
 }
 REQUIRED_KEYS = ("id", "name", "summary", "cause", "severity", "carc", "when", "message", "fix", "sources", "examples")
 LEAF_KEYS = {"field", "op", "value", "set", "ref"}
@@ -188,7 +195,7 @@ class _FileChecker:
             if code_set is None:
                 self.error(vpos, f"unknown code set '{node['set']}'{did_you_mean(str(node['set']), self.reference.code_sets)}; expected a name from code_sets.yaml")
                 return None
-            values: Any = tuple(code_set.values)
+            values: Any = tuple(self._normalise(v, ftype, name) for v in code_set.values)
             return Leaf(name, op, values, where=where) if ok and self._check_values(values, ftype, name, vpos) else None
         value = node["value"]
         if op in VALUE_LISTS:
@@ -202,7 +209,7 @@ class _FileChecker:
             valid = all(self._check_value(v, ftype, name, yamlfile.item_pos(items, i)) for i, v in enumerate(items))
             if not valid:
                 return None
-            return Leaf(name, op, tuple(self._normalise(v, ftype) for v in items), where=where) if ok else None
+            return Leaf(name, op, tuple(self._normalise(v, ftype, name) for v in items), where=where) if ok else None
         if op is Op.MATCHES:
             if not isinstance(value, str):
                 self.error(vpos, "'matches' needs a pattern in quotes")
@@ -217,7 +224,7 @@ class _FileChecker:
             return Leaf(name, op, value, where=where) if ok else None
         if not self._check_value(value, ftype, name, vpos):
             return None
-        return Leaf(name, op, self._normalise(value, ftype), where=where) if ok else None
+        return Leaf(name, op, self._normalise(value, ftype, name), where=where) if ok else None
 
     def _ref_leaf(self, ref: Any, name: str, ftype: FieldType, op: Op, vpos: tuple[int, int], where: Where) -> Leaf | None:
         if op not in COMPARISONS:
@@ -268,9 +275,11 @@ class _FileChecker:
         return True
 
     @staticmethod
-    def _normalise(value: Any, ftype: FieldType) -> Any:
+    def _normalise(value: Any, ftype: FieldType, name: str = "") -> Any:
         if ftype is FieldType.DATE and not isinstance(value, date):
             return date.fromisoformat(str(value))
+        if name in DIAGNOSIS_FIELDS and isinstance(value, str):
+            return normalise_diagnosis(value)  # "E11.9" in a rule means E119, as read from exports
         if ftype is FieldType.NUMBER and isinstance(value, float) and value.is_integer():
             return value
         return value
@@ -390,11 +399,12 @@ class _FileChecker:
                 self.error((1, 1), "a disabled rule needs the 'id' it disables")
                 return None
             return rule_id
-        for key in REQUIRED_KEYS:
-            if key not in data:
-                self.error(data.mark, f"missing required key '{key}' ({RULE_KEYS[key]})")
-        if any(p.message.startswith("missing required key") for p in self.problems):
-            return None
+        missing = [key for key in REQUIRED_KEYS if key not in data]
+        for key in missing:
+            self.error(data.mark, f"missing required key '{key}' ({RULE_KEYS[key]})")
+        if missing:
+            # Check what is there too, so one run reports every problem of the file.
+            data = yamlfile.MarkedDict({**_PLACEHOLDERS, **data}, like=data)
         pos = lambda k: yamlfile.value_pos(data, k)  # noqa: E731
         if not isinstance(rule_id, str) or not _ID.fullmatch(rule_id):
             self.error(pos("id"), f"id {rule_id!r} is not UPPER_SNAKE_CASE with an area prefix, e.g. EDU_ORDER_MISSING")
@@ -436,7 +446,7 @@ class _FileChecker:
         if not isinstance(summary, str) or not summary.strip():
             self.error(pos("summary"), "'summary' must be one sentence of text")
         examples = self.examples(data["examples"], pos("examples"))
-        if self.problems or when is None or message is None or fix is None:
+        if self.problems or missing or when is None or message is None or fix is None:
             return None
         try:
             compiler.compile_condition(rule_id, when, self.types, 1000)
@@ -520,7 +530,9 @@ def load_pack(dirs: list[Path] | None = None, select: Iterable[str] = (), ignore
             result = checker.rule(data)
             problems.extend(checker.problems)
             if isinstance(result, str):
-                rules.pop(result, None)
+                if rules.pop(result, None) is None:
+                    line, col = yamlfile.value_pos(data, "id")
+                    problems.append(ConfigProblem(str(path), line, col, f"disables '{result}', which no earlier rules folder defines{did_you_mean(result, rules)}"))
             elif result is not None:
                 if result.id in seen_here:
                     line, col = yamlfile.value_pos(data, "id")
@@ -528,6 +540,13 @@ def load_pack(dirs: list[Path] | None = None, select: Iterable[str] = (), ignore
                     continue
                 seen_here[result.id] = str(path)
                 rules[result.id] = result
+    for d in dirs:
+        for path in sorted(d.rglob("*.yml")):
+            problems.append(ConfigProblem(str(path), 1, 1, "rule and data files end in .yaml; rename it, or it is not loaded"))
+    for payer_id, profile in reference.payers.items():
+        for rule_id in profile.get("rule_severity") or {}:
+            if rule_id not in rules:
+                problems.append(ConfigProblem("payers.yaml", 1, 1, f"payer {payer_id}: rule_severity names '{rule_id}', which is not a loaded rule{did_you_mean(rule_id, rules)}"))
     if not baseline:
         problems.append(ConfigProblem(str(dirs[0] / "baseline_line.yaml"), 1, 1, "no baseline line; expected a fully valid claim line that no rule fires on"))
     problems.extend(_check_selection(select, ignore, rules))

@@ -13,6 +13,7 @@ import hashlib
 import io
 from dataclasses import dataclass, field
 import importlib.util
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,29 @@ _ENUM_SETTINGS = {
 }
 _BOOL_SETTINGS = ("telehealth_modifier_required", "therapy_modifier_required")
 _LIST_SETTINGS = ("prior_auth_codes", "qualified_education_providers", "chronic_conditions")
+
+# What each table cell must hold, by column (cells of other columns are free text).
+_CELL_CHECKS: dict[str, tuple[str, Any]] = {
+    "unit_minutes": ("a whole number of minutes", lambda v: v.isdigit() and int(v) > 0),
+    "min_patients": ("a whole number", lambda v: v.isdigit()),
+    "max_patients": ("a whole number", lambda v: v.isdigit()),
+    "modifier_indicator": ("0, 1 or 9 (NCCI: 0 never bypassed, 1 bypassed by 59/X, 9 not applicable)", lambda v: v in ("0", "1", "9")),
+    "effective_from": ("a date YYYY-MM-DD or empty", lambda v: v == "" or _is_date(v)),
+    "effective_to": ("a date YYYY-MM-DD or empty", lambda v: v == "" or _is_date(v)),
+    "prefix": ("a code prefix of letters and digits", lambda v: v.isalnum()),
+    "cpt": ("a 5-character CPT/HCPCS code", lambda v: len(v) == 5 and v.isalnum()),
+    "column1": ("a 5-character CPT/HCPCS code", lambda v: len(v) == 5 and v.isalnum()),
+    "column2": ("a 5-character CPT/HCPCS code", lambda v: len(v) == 5 and v.isalnum()),
+}
+
+
+def _is_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
 
 TABLES: dict[str, tuple[str, ...]] = {
     "taxonomy_classes.csv": ("prefix", "provider_class", "display", "source"),
@@ -152,7 +176,11 @@ def _check_settings(path: str, node: Any, where: str, problems: list[ConfigProbl
     for key, value in node.items():
         line, col = yamlfile.key_pos(node, key)
         vline, vcol = yamlfile.value_pos(node, key)
-        if key not in PAYER_SETTINGS or (key == "payer_type" and not profile):
+        if key in ("payer_type", "rule_severity") and not profile:
+            problems.append(ConfigProblem(path, line, col, f"'{key}' belongs in a payer profile (payers: PAYER_ID: ...), not in {where}"
+                                          + ("; for a payer type use the rule's severity_by_payer_type" if key == "rule_severity" else "")))
+            continue
+        if key not in PAYER_SETTINGS:
             from scrubber.loader import did_you_mean
 
             problems.append(ConfigProblem(path, line, col, f"unknown setting '{key}' in {where}{did_you_mean(key, PAYER_SETTINGS)}; expected one of: {', '.join(k for k in PAYER_SETTINGS if profile or k != 'payer_type')}"))
@@ -219,28 +247,43 @@ def _load_payers(directory: Path, ref: ReferenceData, problems: list[ConfigProbl
 
 
 def _load_tables(directory: Path, ref: ReferenceData, problems: list[ConfigProblem]) -> None:
+    folder = directory / "tables"
+    if folder.is_dir():
+        for path in sorted(folder.iterdir()):
+            if path.suffix == ".csv" and path.name not in TABLES:
+                problems.append(ConfigProblem(str(path), 1, 1, f"unknown table '{path.name}'; expected one of: {', '.join(TABLES)}"))
     for name, columns in TABLES.items():
-        path = directory / "tables" / name
+        path = folder / name
         if not path.exists():
             continue
         raw = path.read_bytes()
         ref.hashes[_rel(directory, path)] = _sha(raw)
         try:
-            reader = csv.DictReader(io.StringIO(raw.decode("utf-8")))
+            reader = csv.reader(io.StringIO(raw.decode("utf-8")))
             rows = list(reader)
         except (UnicodeDecodeError, csv.Error) as exc:
-            problems.append(ConfigProblem(str(path), 1, 1, f"cannot read the table: {exc}"))
+            problems.append(ConfigProblem(str(path), 1, 1, f"cannot read the table: {exc.__class__.__name__}; expected UTF-8 CSV"))
             continue
-        header = tuple(reader.fieldnames or ())
+        header = tuple(rows[0]) if rows else ()
         if header != columns:
-            problems.append(ConfigProblem(str(path), 1, 1, f"columns are {', '.join(header)}; expected {', '.join(columns)}"))
+            problems.append(ConfigProblem(str(path), 1, 1, f"columns are {', '.join(header) or 'none'}; expected {', '.join(columns)}"))
             continue
-        for i, row in enumerate(rows, start=2):
-            if None in row or any(v is None for v in row.values()):
-                problems.append(ConfigProblem(str(path), i, 1, f"row has {len(row) + len(row.get(None) or []) - 1} cells; expected {len(columns)}"))
-            elif not row.get("source", "x"):
-                problems.append(ConfigProblem(str(path), i, 1, "row has no source; cite where the value comes from"))
-        ref.tables[name] = rows
+        records = []
+        for line, cells in enumerate(rows[1:], start=2):
+            if not any(c.strip() for c in cells):
+                continue
+            if len(cells) != len(columns):
+                problems.append(ConfigProblem(str(path), line, 1, f"row has {len(cells)} cells; expected {len(columns)} ({', '.join(columns)})"))
+                continue
+            record = dict(zip(columns, (c.strip() for c in cells), strict=True))
+            for col_no, column in enumerate(columns, start=1):
+                check = _CELL_CHECKS.get(column)
+                if check and not check[1](record[column]):
+                    problems.append(ConfigProblem(str(path), line, col_no, f"{column} {record[column]!r} is not valid; expected {check[0]}"))
+            if not record.get("source", "x"):
+                problems.append(ConfigProblem(str(path), line, len(columns), "row has no source; cite where the value comes from"))
+            records.append(record)
+        ref.tables[name] = records
 
 
 _ICD_CACHE: IcdTable | None = None

@@ -21,6 +21,12 @@ class MarkedDict(dict[str, Any]):
     value_marks: dict[str, tuple[int, int]]
     mark: tuple[int, int]
 
+    def __init__(self, items: Any = (), like: MarkedDict | None = None):
+        super().__init__(items)
+        self.key_marks = dict(like.key_marks) if like else {}
+        self.value_marks = dict(like.value_marks) if like else {}
+        self.mark = like.mark if like else (1, 1)
+
 
 class MarkedList(list[Any]):
     """A sequence that knows the (line, col) of each item, 1-based."""
@@ -44,7 +50,7 @@ class _Loader(_SafeBase):  # type: ignore[misc,valid-type]
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> MarkedDict:
     out = MarkedDict()
-    out.key_marks, out.value_marks, out.mark = {}, {}, _pos(node)
+    out.mark = _pos(node)
     loader.flatten_mapping(node)
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)

@@ -1,0 +1,131 @@
+"""A practice's own rules folder layered over the bundled pack, and the data behind the rules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from scrubber.errors import RuleConfigError
+from scrubber.loader import BUNDLED_RULES, load_pack
+from scrubber.selftest import scrub_lines
+from tests.conftest import read_findings, run_cli, write_csv
+
+PT = {"cpt": "97140", "units": 1, "minutes": 15, "rendering_taxonomy": "225100000X", "curriculum_id": "", "group_size": ""}
+EVAL = {**PT, "cpt": "97162", "minutes": 45}
+
+ACME_RULE = """\
+id: ACME_EDU_UNITS_OVER_TWO
+name: acme-education-units-over-two
+summary: ACME pays at most two units of self-management education a day.
+cause: frequency
+severity: deny
+carc: "119"
+when:
+  all:
+    - {field: payer_id, op: eq, value: "ACME"}
+    - {field: cpt, op: in, set: education_codes}
+    - {field: units, op: gt, value: 2}
+message: "{units} units of {cpt} billed to ACME, which pays at most 2"
+fix: Bill 2 units.
+sources: ["ACME provider manual (example for this test)"]
+examples:
+  fires:
+    - {title: three units, line: {payer_id: "ACME", units: 3, minutes: 90}}
+  passes:
+    - {title: two units, line: {payer_id: "ACME", units: 2, minutes: 60}}
+"""
+
+
+def rules_folder(tmp_path: Path, files: dict[str, str]) -> Path:
+    folder = tmp_path / "practice-rules"
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+def test_a_practice_folder_adds_overrides_and_disables_rules_through_the_cli(tmp_path: Path, baseline: dict) -> None:
+    override = (BUNDLED_RULES / "edu" / "EDU_CURRICULUM_MISSING.yaml").read_text().replace(
+        "severity: at-risk", "severity: deny", 1)
+    folder = rules_folder(tmp_path, {
+        "acme/ACME_EDU_UNITS_OVER_TWO.yaml": ACME_RULE,
+        "edu/EDU_CURRICULUM_MISSING.yaml": override,
+        "edu/EDU_ORDER_MISSING.yaml": "id: EDU_ORDER_MISSING\ndisabled: true\n",
+    })
+    export = write_csv(tmp_path / "in.csv", [
+        {**baseline, "claim_id": "A1", "payer_id": "ACME", "units": 3, "minutes": 90},
+        {**baseline, "claim_id": "A2", "curriculum_id": ""},
+        {**baseline, "claim_id": "A3", "referring_npi": "", "order_date": ""},
+    ])
+    done = run_cli("run", str(export), "--out", str(tmp_path / "out"), "--rules", str(folder))
+    assert done.returncode == 1, done.stderr
+    found = {(f["claim_id"], f["rule_id"]): f["severity"] for f in read_findings(tmp_path / "out")}
+    assert found[("A1", "ACME_EDU_UNITS_OVER_TWO")] == "deny"  # added
+    assert found[("A2", "EDU_CURRICULUM_MISSING")] == "deny"  # overridden: at-risk in the bundled pack
+    assert not any(rule == "EDU_ORDER_MISSING" for _, rule in found)  # disabled
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert "rule:ACME_EDU_UNITS_OVER_TWO" in summary["rules"]["hashes"]
+
+
+def test_rules_test_and_check_run_a_practice_folder(tmp_path: Path) -> None:
+    folder = rules_folder(tmp_path, {"acme/ACME_EDU_UNITS_OVER_TWO.yaml": ACME_RULE})
+    checked = run_cli("rules", "check", str(folder))
+    assert checked.returncode == 0, checked.stderr
+    tested = run_cli("rules", "test", str(folder), "--select", "ACME_EDU_UNITS_OVER_TWO")
+    assert tested.returncode == 0, tested.stdout
+    assert "2 passed, 0 failed" in tested.stdout
+
+
+def test_a_payer_profile_overrides_a_rules_severity(tmp_path: Path, baseline: dict) -> None:
+    folder = rules_folder(tmp_path, {"payers.yaml": "payers:\n  STRICT:\n    rule_severity: {EDU_CURRICULUM_MISSING: deny}\n"})
+    pack = load_pack([BUNDLED_RULES, folder], select=["EDU_CURRICULUM_MISSING"])
+    found = scrub_lines([{"curriculum_id": ""}, {"curriculum_id": "", "payer_id": "STRICT"}], pack).findings
+    assert found["severity"].tolist() == ["at-risk", "deny"]
+
+
+@pytest.mark.parametrize(("indicator", "modifiers", "fires"), [
+    ("1", "59", False),  # indicator 1: 59 bypasses the edit
+    ("1", "", True),
+    ("0", "59", True),  # indicator 0: no modifier bypasses it
+    ("9", "", False),  # indicator 9: the edit does not apply
+])
+def test_ncci_modifier_indicator(tmp_path: Path, indicator: str, modifiers: str, fires: bool) -> None:
+    table = ("column1,column2,modifier_indicator,effective_from,effective_to,source\n"
+             f"97162,97140,{indicator},2020-01-01,,test table\n")
+    folder = rules_folder(tmp_path, {"tables/ncci_ptp_therapy.csv": table})
+    pack = load_pack([BUNDLED_RULES, folder], select=["PT_NCCI_59"])
+    found = scrub_lines([EVAL, {**PT, "modifiers": modifiers}], pack).findings
+    assert found["row"].tolist() == ([1] if fires else [])
+
+
+def test_a_dotted_diagnosis_in_a_rule_matches_the_export(tmp_path: Path) -> None:
+    rule = ACME_RULE.replace("ACME_EDU_UNITS_OVER_TWO", "ACME_DX_PREDIABETES").replace(
+        "acme-education-units-over-two", "acme-prediabetes-education").replace(
+        "    - {field: units, op: gt, value: 2}\n", "    - {field: dx_codes, op: has_any, value: [\"R73.03\"]}\n").replace(
+        "units: 3, minutes: 90", 'dx_codes: "R73.03"').replace("units: 2, minutes: 60", 'dx_codes: "E11.9"')
+    folder = rules_folder(tmp_path, {"acme/ACME_DX_PREDIABETES.yaml": rule})
+    pack = load_pack([BUNDLED_RULES, folder], select=["ACME_DX_PREDIABETES"])
+    found = scrub_lines([{"payer_id": "ACME", "dx_codes": "R73.03"}, {"payer_id": "ACME", "dx_codes": "r7303"}], pack)
+    assert found.findings["row"].tolist() == [0, 1]
+
+
+def test_data_mistakes_are_located_errors_not_crashes(tmp_path: Path) -> None:
+    folder = rules_folder(tmp_path, {
+        "tables/timed_codes.csv": "cpt,unit_minutes,kind,source\n97110,abc,therapy,x\n97112,15\n",
+        "tables/extra.csv": "a,b\n",
+        "payers.yaml": "defaults:\n  rule_severity: {EDU_ORDER_MISSING: deny}\npayers:\n  ACME:\n    rule_severity: {EDU_ORDR_MISSING: deny}\n",
+        "edu/NOPE_RULE.yaml": "id: NOPE_RULE\ndisabled: true\n",
+        "edu/OLD_RULE.yml": "id: OLD_RULE\n",
+    })
+    with pytest.raises(RuleConfigError) as caught:
+        load_pack([BUNDLED_RULES, folder])
+    text = str(caught.value)
+    assert "timed_codes.csv:2:2: error: unit_minutes 'abc' is not valid" in text
+    assert "timed_codes.csv:3:1: error: row has 2 cells; expected 4" in text
+    assert "extra.csv:1:1: error: unknown table 'extra.csv'" in text
+    assert "'rule_severity' belongs in a payer profile" in text
+    assert "'EDU_ORDR_MISSING', which is not a loaded rule (did you mean 'EDU_ORDER_MISSING'?)" in text
+    assert "disables 'NOPE_RULE', which no earlier rules folder defines" in text
+    assert "OLD_RULE.yml:1:1: error: rule and data files end in .yaml" in text
