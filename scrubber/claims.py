@@ -14,6 +14,7 @@ import gzip
 import io
 import json
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,9 @@ from scrubber.errors import InputError
 from scrubber.fields import COLUMNS_BY_NAME, PAYER_TYPES, PHI_COLUMNS, REQUIRED_COLUMNS, FieldType
 
 MAX_CELL = 1000  # longer values in a contract column are unreadable (the engine compares 16-bit lengths, P14)
-_INT = re.compile(r"[+-]?\d+(?:\.0*)?")
-_ISO = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ][0-9:.]+(?:Z|[+-]\d{2}:?\d{2})?)?")
-_US = re.compile(r"\d{1,2}/\d{1,2}/\d{4}")
+# [0-9], not \d: full-width and other Unicode digits are not read as numbers.
+_ISO = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9:.]+(?:Z|[+-][0-9]{2}:?[0-9]{2})?)?")
+_US = re.compile(r"[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}")
 
 
 @dataclass
@@ -104,18 +105,27 @@ def _as_text(table: Any) -> pd.DataFrame:
     return pa.table(columns).to_pandas()
 
 
+def _decode_line(line: bytes) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        # Practice-management systems on Windows export cp1252; every byte string decodes there
+        # except five undefined bytes, for which latin-1 is the lossless fallback.
+        try:
+            return line.decode("cp1252")
+        except UnicodeDecodeError:
+            return line.decode("latin-1")
+
+
 def _decode(data: bytes) -> str:
+    """UTF-8 text; lines that are not UTF-8 are read as Windows-1252, each on its own, so one
+    stray byte does not garble every other line."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        # Practice-management systems on Windows export cp1252; every byte string decodes there
-        # except five undefined bytes, for which latin-1 is the lossless fallback.
-        try:
-            return data.decode("cp1252")
-        except UnicodeDecodeError:
-            return data.decode("latin-1")
+        return "\n".join(_decode_line(line) for line in data.split(b"\n"))
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -136,21 +146,47 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return frame
 
 
-def _csv_header(path: Path, data: bytes) -> list[str]:
-    """The header row (first non-blank row), checked for duplicate names."""
-    text = _decode(data[: 1 << 20])
-    for row in csv.reader(io.StringIO(text, newline="")):
-        if any(cell.strip() for cell in row):
-            header = [h.strip() for h in row]
-            break
-    else:
-        raise InputError(f"{path}: the file is empty; expected a header row")
+# Columns whose header is blank or repeats an earlier one get an internal name, so the frame can
+# hold them; `header_text` gives the original header back for the output.
+_INTERNAL = "\x00column "
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def header_text(name: str) -> str:
+    """The header as the export wrote it, for a column name of the raw frame."""
+    return name.split("\x00", 2)[2] if name.startswith(_INTERNAL) else name
+
+
+def _internal_names(path: Path, header: list[str]) -> list[str]:
     seen: dict[str, int] = {}
+    names = []
     for i, h in enumerate(header):
         if h in seen:
-            raise InputError(f"{path}: column '{h}' appears twice in the header (columns {seen[h] + 1} and {i + 1})")
-        seen[h] = i
-    return header
+            if h in COLUMNS_BY_NAME:  # which one holds the claim's value is ambiguous: refuse
+                raise InputError(f"{path}: column '{h}' appears twice in the header (columns {seen[h] + 1} "
+                                 f"and {i + 1}); keep one")
+            names.append(f"{_INTERNAL}{i + 1}\x00{h}")
+        elif h == "":
+            names.append(f"{_INTERNAL}{i + 1}\x00")
+        else:
+            seen[h] = i
+            names.append(h)
+    return names
+
+
+def _csv_header(path: Path, data: bytes) -> list[str]:
+    """The header row: the first non-blank line, decoded on its own (a large file may not be UTF-8
+    further down, and a multi-byte character must not be cut)."""
+    start = 0
+    while start < len(data):
+        found = _LINE_END.search(data, start)  # \n, \r\n or a lone \r (old Mac exports)
+        end = found.start() if found else len(data)
+        line = data[start:end]
+        if line.strip(b"\xef\xbb\xbf \t\r,"):
+            row = next(csv.reader([_decode(line).rstrip("\r")]), [])
+            return _internal_names(path, [h.strip() for h in row])
+        start = found.end() if found else len(data)
+    raise InputError(f"{path}: the file is empty; expected a header row")
 
 
 def _read_csv_fast(data: bytes, header: list[str]) -> pd.DataFrame | None:
@@ -193,18 +229,30 @@ def _header_line(data: bytes) -> int:
 
 def _read_csv_tolerant(path: Path, data: bytes, header: list[str]) -> pd.DataFrame:
     text = _decode(data)
-    rows = list(csv.reader(io.StringIO(text, newline="")))
-    while rows and not any(cell.strip() for cell in rows[0]):
-        rows.pop(0)
+    csv.field_size_limit(sys.maxsize)  # a 1 MB note in a cell is data, not an error
+    unbalanced = text.count('"') % 2 == 1
+    if unbalanced:
+        # A quote that never closes would swallow every later line into one cell. Read each
+        # physical line on its own instead, and say which rows had the stray quote.
+        lines = text.splitlines()
+        rows = [next(csv.reader([line]), []) for line in lines]
+        stray = [line.count('"') % 2 == 1 for line in lines]
+    else:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+        stray = [False] * len(rows)
+    kept = [(r, q) for r, q in zip(rows, stray, strict=True) if any(cell.strip() for cell in r)]
+    body, quotes = [r for r, _ in kept[1:]], [q for _, q in kept[1:]]  # kept[0] is the header
     width = len(header)
-    body = [r for r in rows[1:] if any(cell.strip() for cell in r)]  # blank lines are not claim lines
-    ragged = [i for i, r in enumerate(body) if len(r) != width]
+    problems = {}
+    for i, (r, q) in enumerate(zip(body, quotes, strict=True)):
+        if len(r) != width:
+            problems[i] = f"row: has {len(r)} cells but the header has {width}, so its values may sit in the wrong columns"
+        elif q:
+            problems[i] = "row: a quote is not closed; the row was read to the end of its line"
     fixed = [r[:width] + [""] * (width - len(r)) for r in body]
     frame = pd.DataFrame(fixed, columns=header, dtype="string") if fixed else pd.DataFrame(columns=header, dtype="string")
-    if ragged:
-        # A row with too many or too few cells is kept; the problem is reported on the line.
-        frame.attrs["ragged"] = {i: len(body[i]) for i in ragged}
-        frame.attrs["width"] = width
+    if problems:  # the line is kept; the problem is reported on it
+        frame.attrs["row_problems"] = problems
     return frame
 
 
@@ -255,7 +303,10 @@ def apply_mapping(raw: pd.DataFrame, mapping: dict[str, str], path: Path) -> dic
 
 # -- typing ---------------------------------------------------------------------------------------
 # Every parse is vectorised on pandas' string dtype: exports run to millions of lines.
-_INT_TEXT = r"[+-]?\d{1,15}(?:\.0*)?"  # 15 digits fit int64 exactly; "2.0" is a whole number
+# Thousands separators only in groups of three ("1,000", "1 000"): "12,50" is a decimal comma and
+# "1.234,50" a European amount, which cannot be read safely, so they are reported, not guessed.
+_DIGITS = r"(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]{1,3}(?: [0-9]{3})+|[0-9]+)"
+_INT_TEXT = rf"[+-]?{_DIGITS}(?:\.0*)?"  # "2.0" is a whole number
 _ISO_TEXT = _ISO.pattern
 _US_TEXT = _US.pattern
 
@@ -275,8 +326,8 @@ def _problem(values: pd.Series, bad: pd.Series, reason: str) -> pd.Series:
     return out
 
 
-_SPACE = r"[, \t\r\n\f\v]"  # separators and spaces inside numbers ("1,000", "2 5"); RE2 is slower with \s
-_NUMBER_TEXT = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+_NUMBER_TEXT = rf"[+-]?\$?[+-]?(?:{_DIGITS}(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+_MAX_INT_DIGITS = 15  # whole numbers up to 15 digits are exact in float64 and int64
 
 
 def _without(values: pd.Series, pattern: str) -> pd.Series:
@@ -300,16 +351,16 @@ def _to_float(text: pd.Series, ok: pd.Series) -> pd.Series:
 
 
 def _parse_int(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    cleaned = _without(values, _SPACE)
-    ok = cleaned.str.fullmatch(_INT_TEXT).fillna(False).astype(bool)
+    ok = values.str.fullmatch(_INT_TEXT).fillna(False).astype(bool)
+    cleaned = _without(values, r"[, ]")
+    ok &= cleaned.str.replace(r"[+-]|\.0*$", "", regex=True).str.len().le(_MAX_INT_DIGITS).fillna(False).astype(bool)
     bad = values.notna() & ~ok
     return _to_float(cleaned, ok).round().astype("Int64"), _problem(values, bad, "is not a whole number")
 
 
 def _parse_number(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    cleaned = _without(values, r"[, \t\r\n\f\v$]")
-    shaped = cleaned.str.fullmatch(_NUMBER_TEXT).fillna(False).astype(bool)
-    parsed = _to_float(cleaned, shaped)
+    shaped = values.str.fullmatch(_NUMBER_TEXT).fillna(False).astype(bool)
+    parsed = _to_float(_without(values, r"[$, ]"), shaped)
     finite = parsed.notna() & parsed.abs().lt(float("inf")).fillna(False)  # 1e999 is no number either
     bad = values.notna() & ~finite
     return parsed.where(~bad), _problem(values, bad, "is not a number")
@@ -325,6 +376,9 @@ def _parse_date(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     if iso.any():  # Arrow's strptime: an impossible date (2026-02-30) becomes null, not an error
         day = pa.array(values[iso].str.slice(0, 10), pa.string(), from_pandas=True)
         stamps = pc.strptime(day, format="%Y-%m-%d", unit="s", error_is_null=True)
+        # Arrow rolls 2026-02-30 over to March 2: a date is read only if it prints back the same.
+        same = pc.equal(pc.strftime(stamps, format="%Y-%m-%d"), day)
+        stamps = pc.if_else(pc.fill_null(same, False), stamps, pa.scalar(None, stamps.type))
         parsed[iso] = pd.Series(stamps.to_numpy(zero_copy_only=False), index=values.index[iso]).astype("datetime64[s]")
     if us.any():
         parsed[us] = pd.to_datetime(values[us], format="%m/%d/%Y", errors="coerce")
@@ -407,13 +461,18 @@ def type_columns(raw: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
             problems.append(f"{name}: " + problem)
         typed[name] = series
     frame = pd.DataFrame(typed, index=raw.index)
-    ragged = raw.attrs.get("ragged", {})
-    if ragged:
-        width = raw.attrs["width"]
+    row_problems = raw.attrs.get("row_problems", {})
+    if row_problems:
+        # A damaged row's cells may sit in the wrong columns, so its values (a name where the payer
+        # type should be) are never echoed: the row's problem names the columns that failed.
+        damaged = pd.Series(False, index=raw.index)
+        damaged.iloc[list(row_problems)] = True
+        failed = [p.str.extract(r"^([a-z_]+):", expand=False).where(damaged) for p in problems]
+        problems = [p.mask(damaged) for p in problems]
         row_problem = pd.Series(pd.NA, index=raw.index, dtype="string")
-        for pos, n in ragged.items():
-            row_problem.iloc[pos] = f"row: has {n} cells but the header has {width}"
-        problems.insert(0, row_problem)
+        row_problem.iloc[list(row_problems)] = list(row_problems.values())
+        columns = _combine(failed, raw.index, sep=", ")
+        problems.insert(0, row_problem.where(columns.isna(), row_problem + "; unreadable: " + columns))
     frame["unreadable_values"] = _combine(problems, raw.index)
     unreadable = frame["unreadable_values"]
     any_unreadable = bool(unreadable.notna().any())
@@ -430,7 +489,9 @@ def type_columns(raw: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
 
 
 def _mentions(problems: pd.Series, column: str) -> pd.Series:
-    return problems.str.contains(f"(?:^|; ){column}:", regex=True).fillna(False).astype(bool)
+    """Whether a line's problems already name `column` (as `column: ...` or in a damaged row's list)."""
+    pattern = f"(?:^|; ){column}:|unreadable: (?:[a-z_]+, )*{column}(?:,|$)"
+    return problems.str.contains(pattern, regex=True).fillna(False).astype(bool)
 
 
 def _combine(parts: list[pd.Series], index: pd.Index, sep: str = "; ") -> pd.Series:

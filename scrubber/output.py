@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scrubber.claims import ClaimBatch
+from scrubber.claims import ClaimBatch, header_text
 from scrubber.loader import RulePack
 from scrubber.scrub import ScrubResult
 
@@ -120,12 +120,15 @@ def file_sha256(path: Path) -> str:
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     safe = pd.DataFrame({c: neutralise_formulas(frame[c]) for c in frame.columns}, index=frame.index)
-    safe.to_csv(path, index=False, lineterminator="\n")
+    safe.to_csv(path, index=False, lineterminator="\n", header=[header_text(c) for c in frame.columns])
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
     # Input cells are text as read; parquet keeps them as strings (None for missing).
     safe = frame.astype(object).where(frame.notna(), None)
+    # Parquet needs distinct column names: a blank or repeated header gets its position appended.
+    safe.columns = [header_text(c) if header_text(c) == c else f"{header_text(c) or 'column'}_{c.split(chr(0))[1].split()[-1]}"
+                    for c in frame.columns]
     for column in safe.columns:
         safe[column] = safe[column].map(lambda v: v if v is None or isinstance(v, str) else str(v))
     safe.to_parquet(path, index=False)

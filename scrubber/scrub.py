@@ -185,6 +185,8 @@ def scrub(batch: ClaimBatch, pack: RulePack, run_date: date, workers: int = 1) -
     """
     from scrubber.pipeline import stage
 
+    if len(batch.typed) == 0:  # a header-only export: nothing to derive or evaluate
+        return ScrubResult(batch.typed, pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS}))
     with stage("derive"):
         frame = derive(batch.typed, DeriveContext(pack.reference, run_date), fields_used(pack))
     shared = _Batch(

@@ -27,6 +27,7 @@ All runs start at once (a few at a time) in a module fixture, so the suite stays
 from __future__ import annotations
 
 import csv
+import sys
 import datetime as dt
 import gzip
 import json
@@ -41,6 +42,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
+# The annotated file may hold a 200,000-character cell; Python's csv stops at 131,072 by default.
+csv.field_size_limit(sys.maxsize)
 import yaml
 from conftest import run_cli
 
