@@ -289,6 +289,18 @@ def _load_tables(directory: Path, ref: ReferenceData, problems: list[ConfigProbl
 _ICD_CACHE: IcdTable | None = None
 
 
+_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september",
+           "october", "november", "december")
+
+
+def _code_list_date(name: str) -> tuple[int, int] | None:
+    """(year, month) of a `code-list-April-2026.txt` release file, or None for other files."""
+    parts = name.removesuffix(".txt").split("-")
+    if len(parts) != 4 or parts[:2] != ["code", "list"] or parts[2].lower() not in _MONTHS or not parts[3].isdigit():
+        return None
+    return int(parts[3]), _MONTHS.index(parts[2].lower()) + 1
+
+
 def load_icd10cm() -> IcdTable:
     """Read the ICD-10-CM code list shipped by the simple-icd-10-cm package (CMS data).
 
@@ -303,18 +315,20 @@ def load_icd10cm() -> IcdTable:
         if spec is None or not spec.submodule_search_locations:
             raise ScrubberError("the simple-icd-10-cm package is not installed; pip install scrubber again")
         data_dir = Path(next(iter(spec.submodule_search_locations))) / "data"
-        lists = sorted(p.name for p in data_dir.iterdir() if p.name.startswith("code-list-"))
+        lists = [p.name for p in data_dir.iterdir() if _code_list_date(p.name)]
         if not lists:
             raise ScrubberError(f"no ICD-10-CM code list in {data_dir}")
-        name = lists[-1]
+        name = max(lists, key=_code_list_date)  # the newest release (by its month, not its spelling)
         raw = (data_dir / name).read_bytes()
-        codes = {c.strip() for c in raw.decode("utf-8").splitlines() if c.strip() and "-" not in c}
-        codes = {c for c in codes if len(c) >= 3 and c[0].isalpha()}
-        parents = {c[:k] for c in codes for k in range(3, len(c))}
+        # Chapter and block ranges (A00-A09) are not codes; the rest are, without their dots.
+        codes = sorted({c for c in (line.strip() for line in raw.decode("utf-8").splitlines())
+                        if len(c) >= 3 and c[0].isalpha() and "-" not in c})
+        # Sorted, a header code (E11) is directly followed by one that extends it (E110): not billable.
+        billable = [c for c, following in zip(codes, [*codes[1:], ""], strict=True) if not following.startswith(c)]
         _ICD_CACHE = IcdTable(
             name=name.removesuffix(".txt"),
             valid=frozenset(codes),
-            billable=frozenset(codes - parents),
+            billable=frozenset(billable),
             content_hash=_sha(raw),
         )
     return _ICD_CACHE
