@@ -149,6 +149,24 @@ def _write_in_child(write: Callable[[Path], None], path: Path) -> multiprocessin
     return child
 
 
+def _remove_abandoned(out: Path) -> None:
+    """Delete staging folders that killed runs left beside `out` (their process no longer exists)."""
+    for folder in out.parent.glob(f".{out.name}.new-*-*"):
+        pid = folder.name.removeprefix(f".{out.name}.new-").split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def write_output(out: Path, writers: dict[str, Callable[[Path], None]], workers: int = 1) -> None:
     """Write every file into a new folder, then swap it in for `out` at once.
 
@@ -157,7 +175,8 @@ def write_output(out: Path, writers: dict[str, Callable[[Path], None]], workers:
     """
     out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    _remove_abandoned(out)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-{os.getpid()}-", dir=out.parent))
     try:
         items = list(writers.items())
         child = _write_in_child(items[0][1], staging / items[0][0]) if workers > 1 and len(items) > 1 else None

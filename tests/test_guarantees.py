@@ -1,0 +1,119 @@
+"""The run-level guarantees: atomic output under SIGKILL, byte-identical output, rules that are only data."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from scrubber import engine
+from scrubber.loader import BUNDLED_RULES, load_pack
+from scrubber.scrub import scrub
+from scrubber.selftest import lines_frame
+from tests.conftest import ROOT, run_cli, write_csv
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from make_export import make_export  # noqa: E402  (the benchmark's generator: the sample, tiled)
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def big_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("big") / "export.csv"
+    make_export(120_000).to_csv(path, index=False)
+    return path
+
+
+def test_a_run_killed_while_writing_leaves_the_previous_output_whole(tmp_path: Path, big_export: Path, baseline: dict) -> None:
+    out = tmp_path / "out"
+    small = write_csv(tmp_path / "small.csv", [baseline])
+    assert run_cli("run", str(small), "--out", str(out)).returncode == 0
+    before = digests(out)
+
+    child = subprocess.Popen([sys.executable, "-m", "scrubber", "run", str(big_export), "--out", str(out),
+                              "--fail-on", "never"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not list(tmp_path.glob(".out.new-*")) and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    staged = list(tmp_path.glob(".out.new-*"))
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert staged, "the run ended before it started writing; the test needs a larger export"
+    assert child.returncode == -signal.SIGKILL
+    assert digests(out) == before  # the previous output, whole and unchanged
+    assert list(tmp_path.glob(".out.new-*"))  # the killed run's half-written files sit beside it
+
+    assert run_cli("run", str(small), "--out", str(out)).returncode == 0
+    assert not list(tmp_path.glob(".out.new-*"))  # the next run removes what the killed run left
+
+
+def test_output_is_byte_identical_whatever_the_number_of_workers(tmp_path: Path) -> None:
+    export = tmp_path / "export.csv"
+    make_export(30_000).to_csv(export, index=False)  # above the size at which workers are used
+    runs = {}
+    for workers in ("1", "2"):
+        out = tmp_path / f"out{workers}"
+        done = run_cli("run", str(export), "--out", str(out), "--workers", workers, "--run-date", "2026-10-01")
+        assert done.returncode == 1, done.stderr
+        runs[workers] = out
+    for name in ("annotated.csv", "findings.jsonl"):
+        assert (runs["1"] / name).read_bytes() == (runs["2"] / name).read_bytes(), name
+    one, two = (json.loads((runs[w] / "summary.json").read_text()) for w in ("1", "2"))
+    for summary in (one, two):
+        summary.pop("run")  # start time and seconds: the only fields that may differ
+    assert one == two
+
+
+def test_findings_do_not_depend_on_the_engine_chunk_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    with (ROOT / "samples" / "clinic_export.csv").open(encoding="utf-8", newline="") as handle:
+        lines = [dict(r) for r in csv.DictReader(handle)]
+    results = []
+    for chunk in (1000, 7):
+        monkeypatch.setattr(engine, "CHUNK_SIZE", chunk)
+        pack = load_pack([BUNDLED_RULES])  # compiled afresh: a rule's cap is the chunk size
+        batch = lines_frame(lines, {})
+        results.append(scrub(batch, replace(pack, compiled={}), date(2026, 10, 1)).findings)
+    assert len(results[0]) > 50
+    assert results[0].equals(results[1])
+
+
+def test_yaml_tags_cannot_run_code(tmp_path: Path, baseline: dict) -> None:
+    marker = tmp_path / "pwned"
+    folder = tmp_path / "rules"
+    (folder / "edu").mkdir(parents=True)
+    (folder / "edu" / "EDU_EVIL.yaml").write_text(
+        f'id: !!python/object/apply:os.system ["touch {marker}"]\nname: evil\n', encoding="utf-8")
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text(f'claim_id: !!python/object/apply:os.system ["touch {marker}"]\n', encoding="utf-8")
+    export = write_csv(tmp_path / "in.csv", [baseline])
+    by_rules = run_cli("run", str(export), "--out", str(tmp_path / "a"), "--rules", str(folder))
+    by_mapping = run_cli("run", str(export), "--out", str(tmp_path / "b"), "--mapping", str(mapping))
+    assert (by_rules.returncode, by_mapping.returncode) == (2, 2)
+    assert "EDU_EVIL.yaml:1:5: error: invalid YAML" in by_rules.stderr
+    assert "mapping.yaml" in by_mapping.stderr
+    assert not marker.exists()
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_rule_file_linking_outside_its_folder_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere.yaml"
+    outside.write_text((BUNDLED_RULES / "edu" / "EDU_CURRICULUM_MISSING.yaml").read_text(), encoding="utf-8")
+    folder = tmp_path / "rules" / "edu"
+    folder.mkdir(parents=True)
+    os.symlink(outside, folder / "EDU_CURRICULUM_MISSING.yaml")
+    checked = run_cli("rules", "check", str(tmp_path / "rules"))
+    assert checked.returncode == 2
+    assert "links outside its rules folder" in checked.stderr
