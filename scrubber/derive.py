@@ -79,9 +79,12 @@ def derive(frame: pd.DataFrame, ctx: DeriveContext, wanted: set[str]) -> pd.Data
 # -- helpers --------------------------------------------------------------------------------------
 def _map_unique(series: pd.Series, fn: Callable[[Any], Any], dtype: str | None = None) -> pd.Series:
     """Apply `fn` once per distinct non-missing value and map the results back to every line."""
-    uniques = series.dropna().unique()
-    lookup = {u: fn(u) for u in uniques}
-    mapped = series.map(lookup)
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    # An object array filled one by one: pandas' map would turn tuple results into lists.
+    results = np.empty(len(uniques) + 1, dtype=object)  # the last slot: missing values
+    for i, value in enumerate(uniques):
+        results[i] = fn(value)
+    mapped = pd.Series(results[codes], index=series.index, dtype=object)
     return mapped.astype(dtype) if dtype else mapped
 
 
@@ -134,22 +137,23 @@ ICD_PATTERN = re.compile(r"[A-Z][0-9][0-9A-Z][0-9A-Z]{0,4}")
 
 @family(
     "diagnoses",
-    reads=("dx_codes", "payer_type", "payer_id"),
-    data=("ICD-10-CM code set (simple-icd-10-cm)", "tables/chronic_conditions.csv", "payers.yaml: chronic_conditions"),
+    reads=("dx_codes", "service_date", "payer_type", "payer_id"),
+    data=("ICD-10-CM releases by fiscal year (simple-icd-10-cm; tables/icd10cm/)", "tables/chronic_conditions.csv",
+          "payers.yaml: chronic_conditions"),
     fields=[
         ("dx_count", T.INT, "number of diagnosis codes on the line"),
         ("dx_primary", T.TEXT, "the first-listed diagnosis"),
         ("dx_malformed", T.LIST, "diagnosis codes that fail the ICD-10-CM pattern"),
-        ("dx_unknown", T.LIST, "well-formed diagnosis codes that are not in the ICD-10-CM code set"),
-        ("dx_not_billable", T.LIST, "ICD-10-CM header codes that have sub-codes and are not billable"),
+        ("dx_unknown", T.LIST, "well-formed diagnosis codes not in the ICD-10-CM release in force on the service date"),
+        ("dx_not_billable", T.LIST, "header codes (with sub-codes, not billable) in the release in force on the service date"),
+        ("dx_code_set", T.TEXT, "the ICD-10-CM release the diagnoses were checked against (missing: none covers the service date)"),
+        ("dx_code_set_loaded", T.BOOL, "an ICD-10-CM release covering the service date is loaded"),
         ("dx_all_z", T.BOOL, "every diagnosis is a Z code (factors influencing health status)"),
         ("dx_has_chronic", T.BOOL, "a diagnosis falls in a chronic-condition category the payer accepts"),
         ("dx_categories", T.LIST, "chronic-condition categories of the diagnoses"),
     ],
 )
 def _diagnoses(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
-    icd = ctx.reference.icd
-    assert icd is not None
     prefixes = sorted(
         ((r["prefix"], r["category"]) for r in ctx.reference.tables.get("chronic_conditions.csv", [])),
         key=lambda p: -len(p[0]),
@@ -158,18 +162,15 @@ def _diagnoses(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     def analyse(value: str) -> tuple[Any, ...]:
         codes = _items(value)
         malformed = [c for c in codes if not ICD_PATTERN.fullmatch(c)]
-        wellformed = [c for c in codes if ICD_PATTERN.fullmatch(c)]
-        unknown = [c for c in wellformed if c not in icd.valid]
-        header = [c for c in wellformed if c in icd.valid and c not in icd.billable]
         cats = sorted({cat for c in codes for p, cat in prefixes if c.startswith(p)})
-        return (len(codes), codes[0] if codes else None, _join(malformed), _join(unknown),
-                _join(header), all(c.startswith("Z") for c in codes) if codes else None, _join(cats))
+        return (len(codes), codes[0] if codes else None, _join(malformed),
+                all(c.startswith("Z") for c in codes) if codes else None, _join(cats))
 
     dx = frame["dx_codes"]
     results = _map_unique(dx, analyse)
-    parts = list(zip(*[r if isinstance(r, tuple) else (0, None, None, None, None, None, None) for r in results], strict=True))
+    parts = list(zip(*[r if isinstance(r, tuple) else (0, None, None, None, None) for r in results], strict=True))
     idx = frame.index
-    categories = pd.Series(parts[6], index=idx, dtype="object")
+    categories = pd.Series(parts[4], index=idx, dtype="object")
     # Missing where the line has no diagnosis at all; "" where it has some but none chronic.
     present = pd.Series(parts[0], index=idx).gt(0).to_numpy()
     by_line = categories.fillna("").where(present, None)
@@ -180,12 +181,41 @@ def _diagnoses(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
         "dx_count": pd.Series(parts[0], index=idx, dtype="Int64"),
         "dx_primary": pd.Series(parts[1], index=idx, dtype="string"),
         "dx_malformed": pd.Series(parts[2], index=idx, dtype="string"),
-        "dx_unknown": pd.Series(parts[3], index=idx, dtype="string"),
-        "dx_not_billable": pd.Series(parts[4], index=idx, dtype="string"),
-        "dx_all_z": pd.Series(parts[5], index=idx, dtype="boolean"),
+        **_diagnosis_validity(frame, ctx),
+        "dx_all_z": pd.Series(parts[3], index=idx, dtype="boolean"),
         "dx_has_chronic": has_chronic,
         "dx_categories": categories.astype("string"),
     }
+
+
+def _diagnosis_validity(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
+    """Each line's codes against the ICD-10-CM release in force on its service date.
+
+    A line that no loaded release covers is not judged against the wrong year: its unknown and
+    not-billable lists stay missing and `dx_code_set_loaded` is false, which a rule reports.
+    """
+    idx = frame.index
+    unknown = pd.Series(pd.NA, index=idx, dtype="string")
+    not_billable = pd.Series(pd.NA, index=idx, dtype="string")
+    release = pd.Series(pd.NA, index=idx, dtype="string")
+    service = frame["service_date"]
+    for icd in ctx.reference.icd_releases.values():
+        in_force = service.between(pd.Timestamp(icd.effective_from), pd.Timestamp(icd.effective_to)).fillna(False)
+        in_force = in_force.astype(bool) & release.isna()
+        if not in_force.any():
+            continue
+
+        def check(value: str, icd: Any = icd) -> tuple[str | None, str | None]:
+            wellformed = [c for c in _items(value) if ICD_PATTERN.fullmatch(c)]
+            return (_join([c for c in wellformed if c not in icd.valid]),
+                    _join([c for c in wellformed if c in icd.valid and c not in icd.billable]))
+
+        checked = _map_unique(frame.loc[in_force, "dx_codes"], check)
+        unknown[in_force] = [r[0] if isinstance(r, tuple) else None for r in checked]
+        not_billable[in_force] = [r[1] if isinstance(r, tuple) else None for r in checked]
+        release[in_force] = icd.name
+    loaded = release.notna().astype("boolean").where(service.notna(), pd.NA)
+    return {"dx_unknown": unknown, "dx_not_billable": not_billable, "dx_code_set": release, "dx_code_set_loaded": loaded}
 
 
 # -- NPI ------------------------------------------------------------------------------------------

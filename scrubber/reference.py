@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 from dataclasses import dataclass, field
 import importlib.util
 from datetime import date
@@ -83,12 +84,20 @@ class CodeSet:
 
 @dataclass(frozen=True)
 class IcdTable:
-    """The ICD-10-CM code set: every valid code (undotted) and the billable (leaf) ones."""
+    """One ICD-10-CM release: every valid code (undotted), the billable (leaf) ones, and the
+    service dates it applies to (a fiscal year runs October 1 to September 30)."""
 
     name: str
     valid: frozenset[str]
     billable: frozenset[str]
     content_hash: str
+    effective_from: date = date.min
+    effective_to: date = date.max
+
+
+def fiscal_year_dates(fiscal_year: int) -> tuple[date, date]:
+    """CMS code sets change every October 1: FY2027 covers 2026-10-01 to 2027-09-30."""
+    return date(fiscal_year - 1, 10, 1), date(fiscal_year, 9, 30)
 
 
 @dataclass
@@ -99,7 +108,11 @@ class ReferenceData:
     payers: dict[str, dict[str, Any]] = field(default_factory=dict)
     tables: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     hashes: dict[str, str] = field(default_factory=dict)  # relative path -> sha256 of content
-    icd: IcdTable | None = None
+    icd_releases: dict[int, IcdTable] = field(default_factory=dict)  # by fiscal year; later folders replace
+
+    def icd_for(self, service_date: date) -> IcdTable | None:
+        """The ICD-10-CM release in force on a service date, if one is loaded."""
+        return next((r for r in self.icd_releases.values() if r.effective_from <= service_date <= r.effective_to), None)
 
     def settings_for(self, payer_type: str | None, payer_id: str | None) -> dict[str, Any]:
         """The effective settings of one payer: defaults < payer type < payer profile."""
@@ -118,13 +131,67 @@ def _sha(data: bytes) -> str:
 def load_reference(dirs: list[Path], problems: list[ConfigProblem]) -> ReferenceData:
     """Load and merge the reference data of each rules folder, in order."""
     ref = ReferenceData()
+    bundled = load_icd10cm()
+    ref.icd_releases[bundled.effective_to.year] = bundled
+    ref.hashes["icd10cm:" + bundled.name] = bundled.content_hash
     for directory in dirs:
         _load_code_sets(directory, ref, problems)
         _load_payers(directory, ref, problems)
         _load_tables(directory, ref, problems)
-    ref.icd = load_icd10cm()
-    ref.hashes["icd10cm:" + ref.icd.name] = ref.icd.content_hash
+        _load_icd_releases(directory, ref, problems)
     return ref
+
+
+_ORDER_FILE = re.compile(r"icd10cm[-_]order[-_](\d{4})\.txt")
+_CODES_FILE = re.compile(r"icd10cm[-_]codes[-_](\d{4})\.txt")
+
+
+def _load_icd_releases(directory: Path, ref: ReferenceData, problems: list[ConfigProblem]) -> None:
+    """CMS ICD-10-CM files in tables/icd10cm/, named by fiscal year as CMS names them.
+
+    `icd10cm_order_2027.txt` (the order file: every code, a 0/1 billable flag at column 15) or
+    `icd10cm_codes_2027.txt` (billable codes only; their 3+ character prefixes count as valid
+    header codes).
+    """
+    folder = directory / "tables" / "icd10cm"
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.iterdir()):
+        order, codes_only = _ORDER_FILE.fullmatch(path.name), _CODES_FILE.fullmatch(path.name)
+        if not (order or codes_only):
+            problems.append(ConfigProblem(str(path), 1, 1, "unknown ICD-10-CM file name; expected the CMS "
+                                          "icd10cm_order_YYYY.txt or icd10cm_codes_YYYY.txt (YYYY = fiscal year)"))
+            continue
+        raw = path.read_bytes()
+        valid: set[str] = set()
+        billable: set[str] = set()
+        for number, line in enumerate(raw.decode("latin-1").splitlines(), start=1):
+            if not line.strip():
+                continue
+            if order:
+                code, flag = line[6:13].strip(), line[14:15]
+                if len(line) < 15 or flag not in ("0", "1") or not _ICD_SHAPE.fullmatch(code):
+                    problems.append(ConfigProblem(str(path), number, 1, "not an order-file line; expected the "
+                                                  "order number, the code at columns 7-13 and 0/1 at column 15"))
+                    return
+                valid.add(code)
+                if flag == "1":
+                    billable.add(code)
+            else:
+                code = line.split()[0]
+                if not _ICD_SHAPE.fullmatch(code):
+                    problems.append(ConfigProblem(str(path), number, 1, f"{code!r} is not an ICD-10-CM code; expected "
+                                                  "one billable code (without its dot) and its description per line"))
+                    return
+                billable.add(code)
+                valid.update(code[:k] for k in range(3, len(code) + 1))
+        year = int((order or codes_only).group(1))  # type: ignore[union-attr]
+        start, end = fiscal_year_dates(year)
+        ref.icd_releases[year] = IcdTable(path.name, frozenset(valid), frozenset(billable), _sha(raw), start, end)
+        ref.hashes[_rel(directory, path)] = _sha(raw)
+
+
+_ICD_SHAPE = re.compile(r"[A-Z][0-9][0-9A-Z][0-9A-Z]{0,4}")
 
 
 def _rel(directory: Path, path: Path) -> str:
@@ -325,10 +392,15 @@ def load_icd10cm() -> IcdTable:
                         if len(c) >= 3 and c[0].isalpha() and "-" not in c})
         # Sorted, a header code (E11) is directly followed by one that extends it (E110): not billable.
         billable = [c for c, following in zip(codes, [*codes[1:], ""], strict=True) if not following.startswith(c)]
+        year, month = _code_list_date(name) or (0, 0)
+        # The April release updates the fiscal year that began the October before it.
+        start, end = fiscal_year_dates(year + 1 if month >= 10 else year)
         _ICD_CACHE = IcdTable(
             name=name.removesuffix(".txt"),
             valid=frozenset(codes),
             billable=frozenset(billable),
             content_hash=_sha(raw),
+            effective_from=start,
+            effective_to=end,
         )
     return _ICD_CACHE

@@ -129,3 +129,54 @@ def test_data_mistakes_are_located_errors_not_crashes(tmp_path: Path) -> None:
     assert "'EDU_ORDR_MISSING', which is not a loaded rule (did you mean 'EDU_ORDER_MISSING'?)" in text
     assert "disables 'NOPE_RULE', which no earlier rules folder defines" in text
     assert "OLD_RULE.yml:1:1: error: rule and data files end in .yaml" in text
+
+
+# A made-up FY2027 order file for this test only (not CMS data): the CMS layout, order number,
+# code at columns 7-13, billable flag at column 15. It makes E11.99 billable and drops E11.65.
+SYNTHETIC_FY2027 = "\n".join(f"{n:05d} {code:<7} {flag} test description" for n, (code, flag) in enumerate(
+    [("E11", 0), ("E119", 1), ("E1199", 1), ("M545", 1), ("Z713", 1)], start=1)) + "\n"
+
+DATED_RULE = ACME_RULE.replace("ACME_EDU_UNITS_OVER_TWO", "ACME_NEW_POLICY").replace(
+    "acme-education-units-over-two", "acme-new-policy").replace(
+    "cause: frequency", "cause: frequency\neffective_from: 2026-10-01").replace(
+    "units: 3, minutes: 90}", 'units: 3, minutes: 90, service_date: "2026-10-02", submission_date: "2026-10-05"}')
+
+
+def test_each_line_is_judged_by_the_code_set_and_rules_in_force_on_its_service_date(tmp_path: Path, baseline: dict) -> None:
+    folder = rules_folder(tmp_path, {"tables/icd10cm/icd10cm_order_2027.txt": SYNTHETIC_FY2027,
+                                     "acme/ACME_NEW_POLICY.yaml": DATED_RULE})
+    before, after, next_year = ("2026-09-20", "2026-09-25"), ("2026-10-05", "2026-10-08"), ("2027-10-05", "2027-10-08")
+    rows = [
+        ("FY26-E1199", before, "E11.99"),  # unknown in FY2026
+        ("FY27-E1199", after, "E11.99"),  # billable in the (synthetic) FY2027 release
+        ("FY27-E1165", after, "E11.65"),  # valid in FY2026, absent from the FY2027 file
+        ("FY28-E119", next_year, "E11.9"),  # no release loaded for FY2028
+    ]
+    export = write_csv(tmp_path / "in.csv", [
+        {**baseline, "claim_id": claim, "service_date": dos, "submission_date": sub, "order_date": "2026-09-01",
+         "dx_codes": dx, "payer_id": "ACME", "units": 3, "minutes": 90}
+        for claim, (dos, sub), dx in rows
+    ])
+    done = run_cli("run", str(export), "--out", str(tmp_path / "out"), "--rules", str(folder),
+                   "--select", "DX_CODE_UNKNOWN,DX_CODE_SET_NOT_LOADED,ACME_NEW_POLICY")
+    assert done.returncode == 1, done.stderr
+    found: dict[str, set[str]] = {}
+    for f in read_findings(tmp_path / "out"):
+        found.setdefault(f["claim_id"], set()).add(f["rule_id"])
+    assert found == {
+        "FY26-E1199": {"DX_CODE_UNKNOWN"},  # the dated ACME rule is not in force yet
+        "FY27-E1199": {"ACME_NEW_POLICY"},
+        "FY27-E1165": {"DX_CODE_UNKNOWN", "ACME_NEW_POLICY"},
+        "FY28-E119": {"DX_CODE_SET_NOT_LOADED", "ACME_NEW_POLICY"},
+    }
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert "practice-rules/tables/icd10cm/icd10cm_order_2027.txt" in summary["rules"]["hashes"]
+
+
+def test_a_malformed_icd_file_is_a_located_error(tmp_path: Path) -> None:
+    folder = rules_folder(tmp_path, {"tables/icd10cm/icd10cm_order_2027.txt": "00001 A00 cholera\n",
+                                     "tables/icd10cm/codes2027.txt": "A000\n"})
+    with pytest.raises(RuleConfigError) as caught:
+        load_pack([BUNDLED_RULES, folder])
+    assert "icd10cm_order_2027.txt:1:1: error: not an order-file line" in str(caught.value)
+    assert "codes2027.txt:1:1: error: unknown ICD-10-CM file name" in str(caught.value)
