@@ -386,6 +386,8 @@ def _parse_date(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     return parsed, _problem(values, bad, "is not a date (YYYY-MM-DD or MM/DD/YYYY)")
 
 
+# Code fields the reader upper-cases (a lower-case "gp" in an export is modifier GP).
+UPPER_CASE_FIELDS = frozenset({"cpt", "modifiers"})
 # Fields holding ICD-10-CM codes: stored without the dot, as CMS's code list writes them.
 DIAGNOSIS_FIELDS = frozenset({"dx_codes", "dx_primary", "dx_malformed", "dx_unknown", "dx_not_billable"})
 

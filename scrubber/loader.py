@@ -21,7 +21,7 @@ from typing import Any
 from scrubber import compile as compiler
 from scrubber import engine, regex, yamlfile
 from scrubber.derive import DERIVED
-from scrubber.claims import DIAGNOSIS_FIELDS, normalise_diagnosis
+from scrubber.claims import DIAGNOSIS_FIELDS, UPPER_CASE_FIELDS, normalise_diagnosis
 from scrubber.errors import ConfigProblem, RuleConfigError
 from scrubber.fields import CAUSES, COLUMNS_BY_NAME, PAYER_TYPES, PHI_COLUMNS, SEVERITIES, FieldType
 from scrubber.model import (
@@ -280,6 +280,8 @@ class _FileChecker:
             return date.fromisoformat(str(value))
         if name in DIAGNOSIS_FIELDS and isinstance(value, str):
             return normalise_diagnosis(value)  # "E11.9" in a rule means E119, as read from exports
+        if name in UPPER_CASE_FIELDS and isinstance(value, str):
+            return value.upper()  # the reader upper-cases these codes, so a rule's "gp" means GP
         if ftype is FieldType.NUMBER and isinstance(value, float) and value.is_integer():
             return value
         return value
@@ -546,7 +548,8 @@ def load_pack(dirs: list[Path] | None = None, select: Iterable[str] = (), ignore
     for payer_id, profile in reference.payers.items():
         for rule_id in profile.get("rule_severity") or {}:
             if rule_id not in rules:
-                problems.append(ConfigProblem("payers.yaml", 1, 1, f"payer {payer_id}: rule_severity names '{rule_id}', which is not a loaded rule{did_you_mean(rule_id, rules)}"))
+                at = reference.setting_marks.get((f"payer {payer_id}", "rule_severity"), ("payers.yaml", 1, 1))
+                problems.append(ConfigProblem(*at, f"payer {payer_id}: rule_severity names '{rule_id}', which is not a loaded rule{did_you_mean(rule_id, rules)}"))
     if not baseline:
         problems.append(ConfigProblem(str(dirs[0] / "baseline_line.yaml"), 1, 1, "no baseline line; expected a fully valid claim line that no rule fires on"))
     problems.extend(_check_selection(select, ignore, rules))

@@ -109,6 +109,8 @@ class ReferenceData:
     tables: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     hashes: dict[str, str] = field(default_factory=dict)  # relative path -> sha256 of content
     icd_releases: dict[int, IcdTable] = field(default_factory=dict)  # by fiscal year; later folders replace
+    # Where each payer setting's value was written: (section, setting) -> (path, line, col).
+    setting_marks: dict[tuple[str, str], tuple[str, int, int]] = field(default_factory=dict)
 
     def icd_for(self, service_date: date) -> IcdTable | None:
         """The ICD-10-CM release in force on a service date, if one is loaded."""
@@ -139,7 +141,32 @@ def load_reference(dirs: list[Path], problems: list[ConfigProblem]) -> Reference
         _load_payers(directory, ref, problems)
         _load_tables(directory, ref, problems)
         _load_icd_releases(directory, ref, problems)
+    _check_setting_names(ref, problems)
     return ref
+
+
+# List settings whose values must be names from a table column: (setting, table, column).
+_NAMED_BY_TABLE = (
+    ("qualified_education_providers", "taxonomy_classes.csv", "provider_class"),
+    ("chronic_conditions", "chronic_conditions.csv", "category"),
+)
+
+
+def _check_setting_names(ref: ReferenceData, problems: list[ConfigProblem]) -> None:
+    """A provider class or condition category in payers.yaml must exist in its table (a typo would
+    silently never match)."""
+    from scrubber.loader import did_you_mean
+
+    layers = [("defaults", ref.payer_defaults), *((f"payer type {k}", v) for k, v in ref.payer_types.items()),
+              *((f"payer {k}", v) for k, v in ref.payers.items())]
+    for setting, table, column in _NAMED_BY_TABLE:
+        known = {row[column] for row in ref.tables.get(table, [])}
+        for where, settings in layers:
+            for name in settings.get(setting) or ():
+                if known and name not in known:
+                    at = ref.setting_marks.get((where, setting), ("payers.yaml", 1, 1))
+                    problems.append(ConfigProblem(*at, f"{where}: {setting} names '{name}'"
+                                                  f"{did_you_mean(name, known)}, which is not a {column} in tables/{table}"))
 
 
 _ORDER_FILE = re.compile(r"icd10cm[-_]order[-_](\d{4})\.txt")
@@ -235,7 +262,8 @@ def _load_code_sets(directory: Path, ref: ReferenceData, problems: list[ConfigPr
         )
 
 
-def _check_settings(path: str, node: Any, where: str, problems: list[ConfigProblem], profile: bool) -> dict[str, Any]:
+def _check_settings(path: str, node: Any, where: str, problems: list[ConfigProblem], profile: bool,
+                    marks: dict[tuple[str, str], tuple[str, int, int]]) -> dict[str, Any]:
     if not isinstance(node, dict):
         problems.append(ConfigProblem(path, *getattr(node, "mark", (1, 1)), f"{where}: expected a mapping of settings"))
         return {}
@@ -278,6 +306,7 @@ def _check_settings(path: str, node: Any, where: str, problems: list[ConfigProbl
             problems.append(ConfigProblem(path, vline, vcol, f"{where}: '{key}' is {value!r}; {bad}"))
             continue
         out[key] = value
+        marks[(where, key)] = (path, vline, vcol)
     return out
 
 
@@ -298,18 +327,18 @@ def _load_payers(directory: Path, ref: ReferenceData, problems: list[ConfigProbl
         if key not in ("defaults", "payer_types", "payers"):
             line, col = yamlfile.key_pos(data, key)
             problems.append(ConfigProblem(shown, line, col, f"unknown section '{key}'; expected defaults, payer_types, payers"))
-    ref.payer_defaults.update(_check_settings(shown, data.get("defaults") or {}, "defaults", problems, False))
+    ref.payer_defaults.update(_check_settings(shown, data.get("defaults") or {}, "defaults", problems, False, ref.setting_marks))
     for ptype, body in (data.get("payer_types") or {}).items():
         if ptype not in PAYER_TYPES:
             line, col = yamlfile.key_pos(data["payer_types"], ptype)
             problems.append(ConfigProblem(shown, line, col, f"unknown payer type '{ptype}'; expected one of: {', '.join(PAYER_TYPES)}"))
             continue
         merged = dict(ref.payer_types.get(ptype, {}))
-        merged.update(_check_settings(shown, body or {}, f"payer type {ptype}", problems, False))
+        merged.update(_check_settings(shown, body or {}, f"payer type {ptype}", problems, False, ref.setting_marks))
         ref.payer_types[ptype] = merged
     for payer_id, body in (data.get("payers") or {}).items():
         merged = dict(ref.payers.get(str(payer_id), {}))
-        merged.update(_check_settings(shown, body or {}, f"payer {payer_id}", problems, True))
+        merged.update(_check_settings(shown, body or {}, f"payer {payer_id}", problems, True, ref.setting_marks))
         ref.payers[str(payer_id)] = merged
 
 

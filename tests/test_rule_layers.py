@@ -115,7 +115,8 @@ def test_data_mistakes_are_located_errors_not_crashes(tmp_path: Path) -> None:
     folder = rules_folder(tmp_path, {
         "tables/timed_codes.csv": "cpt,unit_minutes,kind,source\n97110,abc,therapy,x\n97112,15\n",
         "tables/extra.csv": "a,b\n",
-        "payers.yaml": "defaults:\n  rule_severity: {EDU_ORDER_MISSING: deny}\npayers:\n  ACME:\n    rule_severity: {EDU_ORDR_MISSING: deny}\n",
+        "payers.yaml": "defaults:\n  rule_severity: {EDU_ORDER_MISSING: deny}\npayers:\n  ACME:\n    rule_severity: {EDU_ORDR_MISSING: deny}\n"
+                       "    chronic_conditions: [diabetis]\n",
         "edu/NOPE_RULE.yaml": "id: NOPE_RULE\ndisabled: true\n",
         "edu/OLD_RULE.yml": "id: OLD_RULE\n",
     })
@@ -129,6 +130,19 @@ def test_data_mistakes_are_located_errors_not_crashes(tmp_path: Path) -> None:
     assert "'EDU_ORDR_MISSING', which is not a loaded rule (did you mean 'EDU_ORDER_MISSING'?)" in text
     assert "disables 'NOPE_RULE', which no earlier rules folder defines" in text
     assert "OLD_RULE.yml:1:1: error: rule and data files end in .yaml" in text
+    assert "payers.yaml:6:25: error: payer ACME: chronic_conditions names 'diabetis' (did you mean 'diabetes'?)" in text
+
+
+def test_rule_values_are_read_like_export_values(tmp_path: Path) -> None:
+    """A rule's "gp" means modifier GP and "E11.9" means E119, as the reader stores them."""
+    rule = ACME_RULE.replace("ACME_EDU_UNITS_OVER_TWO", "ACME_LOWER_CASE").replace(
+        "acme-education-units-over-two", "acme-lower-case").replace(
+        "    - {field: units, op: gt, value: 2}\n", '    - {field: modifiers, op: has_any, value: ["gp"]}\n').replace(
+        "units: 3, minutes: 90", 'modifiers: "GP"').replace("units: 2, minutes: 60", 'modifiers: ""')
+    folder = rules_folder(tmp_path, {"acme/ACME_LOWER_CASE.yaml": rule})
+    pack = load_pack([BUNDLED_RULES, folder], select=["ACME_LOWER_CASE"])
+    found = scrub_lines([{"payer_id": "ACME", "modifiers": "gp"}, {"payer_id": "ACME", "modifiers": "95"}], pack)
+    assert found.findings["row"].tolist() == [0]
 
 
 # A made-up FY2027 order file for this test only (not CMS data): the CMS layout, order number,
