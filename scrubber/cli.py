@@ -257,7 +257,7 @@ def rules_check(dirs: tuple[Path, ...], no_bundled_rules: bool) -> None:
     from scrubber import engine
     from scrubber.errors import ConfigProblem, RuleConfigError
     from scrubber.scrub import compiled_rule
-    from scrubber.selftest import baseline_findings
+    from scrubber.selftest import baseline_problems
 
     pack = _load(rule_dirs(dirs, no_bundled_rules) if dirs else rule_dirs((), False))
     problems: list[ConfigProblem] = []
@@ -265,11 +265,7 @@ def rules_check(dirs: tuple[Path, ...], no_bundled_rules: bool) -> None:
         complaint = engine.check_ruleset(compiled_rule(pack, rule))
         if complaint:
             problems.append(ConfigProblem(rule.path, 1, 1, complaint))
-    by_id = pack.by_id()
-    for rule_id in sorted(set(baseline_findings(pack)["rule_id"])):
-        rule = by_id[rule_id]
-        problems.append(ConfigProblem(rule.path, 1, 1, "the rule fires on the baseline clean line "
-                                      "(baseline_line.yaml); narrow its condition"))
+    problems.extend(baseline_problems(pack))
     if problems:
         raise RuleConfigError(problems)
     click.echo(f"{len(pack.rules)} rules and their data are valid ({', '.join(str(d) for d in pack.dirs)})")

@@ -14,7 +14,9 @@ from scrubber import output
 from scrubber.claims import load_mapping, read_batch
 from scrubber.loader import BUNDLED_RULES, load_pack
 from scrubber.report import Report, build_summary
+from scrubber.errors import RuleConfigError
 from scrubber.scrub import PARALLEL_MIN_LINES, scrub
+from scrubber.selftest import baseline_problems
 
 
 @contextmanager
@@ -32,6 +34,9 @@ def run_scrub(inputs: list[Path], out: Path, rules_dirs: list[Path], mapping: Pa
     clock = time.perf_counter()
     with stage("load rules"):
         pack = load_pack(rules_dirs or [BUNDLED_RULES], select, ignore)
+        too_broad = baseline_problems(pack)  # a rule that flags the clean baseline line would flag everything
+        if too_broad:
+            raise RuleConfigError(too_broad)
     with stage("read"):
         batch = read_batch(inputs, load_mapping(mapping))
     with stage("scrub"):

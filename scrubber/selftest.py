@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from scrubber.claims import ClaimBatch, type_columns
+from scrubber.errors import ConfigProblem
 from scrubber.fields import COLUMNS_BY_NAME
 from scrubber.loader import RulePack
 from scrubber.model import Example, Rule
@@ -80,3 +81,13 @@ def run_examples(pack: RulePack) -> list[ExampleOutcome]:
 def baseline_findings(pack: RulePack) -> pd.DataFrame:
     """Findings of the whole pack on the baseline line: must be empty."""
     return scrub_lines([{}], pack).findings
+
+
+def baseline_problems(pack: RulePack) -> list[ConfigProblem]:
+    """A problem for every rule that fires on the baseline clean line: its condition is too broad."""
+    by_id = pack.by_id()
+    return [
+        ConfigProblem(by_id[rule_id].path, 1, 1, "the rule fires on the baseline clean line (baseline_line.yaml); "
+                      "narrow its condition")
+        for rule_id in sorted(set(baseline_findings(pack)["rule_id"]))
+    ]
