@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+import string
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from scrubber.fields import CAUSES
-from scrubber.loader import BUNDLED_RULES, RulePack
+from scrubber.loader import BUNDLED_RULES, RulePack, field_types
 from scrubber.selftest import baseline_findings
 
 # Folder -> id prefix. `claim/` holds claim-level rules whose ids name the problem directly.
@@ -79,6 +80,14 @@ def test_every_contract_cause_has_a_rule(pack: RulePack) -> None:
 @pytest.mark.parametrize("cause", ["medical_necessity", "group_code", "missing_order", "unqualified_provider"])
 def test_the_four_brief_causes_are_covered_from_several_angles(pack: RulePack, cause: str) -> None:
     assert sum(r.cause == cause for r in pack.rules) >= 3
+
+
+def test_every_field_a_rule_reads_or_shows_is_a_contract_column_or_derived_field(pack: RulePack) -> None:
+    known = set(field_types())
+    for rule in pack.rules:
+        shown = {f for text in (rule.message, rule.fix) for _, f, _, _ in string.Formatter().parse(text) if f}
+        assert rule.fields() | shown <= known | {"claim_id", "line_no"}, rule.id
+        assert "patient_id" not in rule.fields() | shown, rule.id
 
 
 def test_denial_codes_are_well_formed(pack: RulePack) -> None:

@@ -205,3 +205,24 @@ def test_a_rule_that_fires_on_the_baseline_line_stops_the_run(tmp_path: Path, ba
     assert done.returncode == 2
     assert "EDU_CURRICULUM_MISSING.yaml:1:1: error: the rule fires on the baseline clean line" in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+TODO_RULE = ACME_RULE.replace("""  passes:
+    - {title: two units, line: {payer_id: "ACME", units: 2, minutes: 60}}
+""", """  passes:
+    - {title: two units, line: {payer_id: "ACME", units: 2, minutes: 60}}
+  todo:
+    - {title: TODO_TITLE, expect: EXPECT, line: {payer_id: "ACME", units: 4, minutes: 120}}
+""")
+
+
+@pytest.mark.parametrize(("expect", "exit_code", "said"), [
+    ("passes", 0, "1 todo examples still open"),  # the known gap: the rule still fires on 4 units
+    ("fires", 1, "todo example now behaves as expected: promote it"),  # the gap closed: the run fails
+])
+def test_a_todo_example_fails_the_run_once_it_starts_passing(tmp_path: Path, expect: str, exit_code: int, said: str) -> None:
+    rule = TODO_RULE.replace("TODO_TITLE", "four units").replace("EXPECT", expect)
+    folder = rules_folder(tmp_path, {"acme/ACME_EDU_UNITS_OVER_TWO.yaml": rule})
+    tested = run_cli("rules", "test", str(folder), "--select", "ACME_EDU_UNITS_OVER_TWO")
+    assert tested.returncode == exit_code, tested.stdout
+    assert said in tested.stdout
