@@ -54,7 +54,14 @@ _CELL_CHECKS: dict[str, tuple[str, Any]] = {
     "cpt": ("a 5-character CPT/HCPCS code", lambda v: len(v) == 5 and v.isalnum()),
     "column1": ("a 5-character CPT/HCPCS code", lambda v: len(v) == 5 and v.isalnum()),
     "column2": ("a 5-character CPT/HCPCS code", lambda v: len(v) == 5 and v.isalnum()),
+    "payer_type": (f"one of {', '.join(PAYER_TYPES)}", lambda v: v in PAYER_TYPES),
+    "per_unit_low": ("an amount in dollars (0 or more, e.g. 25 or 31.50)", lambda v: _is_amount(v)),
+    "per_unit_high": ("an amount in dollars (0 or more, e.g. 40 or 47.20)", lambda v: _is_amount(v)),
 }
+
+
+def _is_amount(text: str) -> bool:
+    return re.fullmatch(r"[0-9]+(\.[0-9]{1,2})?", text) is not None
 
 
 def _is_date(text: str) -> bool:
@@ -71,6 +78,8 @@ TABLES: dict[str, tuple[str, ...]] = {
     "timed_codes.csv": ("cpt", "unit_minutes", "kind", "source"),
     "education_group_codes.csv": ("cpt", "min_patients", "max_patients", "source"),
     "ncci_ptp_therapy.csv": ("column1", "column2", "modifier_indicator", "effective_from", "effective_to", "source"),
+    # Dollars at risk for flagged lines without a charge (reports only; no rule reads it).
+    "expected_payment.csv": ("payer_type", "cpt", "per_unit_low", "per_unit_high", "source"),
 }
 
 

@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from scrubber import __version__
@@ -27,6 +28,46 @@ def pack_hashes(pack: RulePack) -> dict[str, str]:
     hashes = {f"rule:{r.id}": r.content_hash for r in pack.rules}
     hashes.update(pack.reference.hashes)
     return hashes
+
+
+EXPECTED_PAYMENT = "expected_payment.csv"
+ESTIMATE_NOTE = (
+    "flagged lines without a charge: expected payment per unit for the payer type and code "
+    f"(rules/tables/{EXPECTED_PAYMENT}) times units; UNVERIFIED estimates, not payer fee schedules"
+)
+
+
+@dataclass(frozen=True)
+class LineDollars:
+    """What each line is worth: its charge, or, where it has none, an estimated range."""
+
+    charge: np.ndarray  # float, NaN where the line has no (readable) charge
+    low: np.ndarray  # float, NaN where there is a charge or no estimate
+    high: np.ndarray
+
+    @property
+    def estimated(self) -> np.ndarray:
+        return ~np.isnan(self.low)
+
+
+def line_dollars(typed: pd.DataFrame, expected_payment: list[dict[str, str]]) -> LineDollars:
+    """Charge where present; else per-unit expected payment for (payer type, code) times units."""
+    charge = typed["charge"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    low = np.full(len(typed), np.nan)
+    high = np.full(len(typed), np.nan)
+    rates = {(r["payer_type"], r["cpt"].upper()): sorted((float(r["per_unit_low"]), float(r["per_unit_high"])))
+             for r in expected_payment}
+    missing = np.isnan(charge)
+    if rates and missing.any():
+        keys = (typed["payer_type"].astype("string").fillna("") + "\0" + typed["cpt"].astype("string").fillna(""))
+        codes, uniques = pd.factorize(keys.to_numpy(dtype=object))
+        per_unit = np.array([rates.get(tuple(k.split("\0", 1)), (np.nan, np.nan)) for k in uniques] or
+                            np.empty((0, 2)), dtype=float).reshape(-1, 2)
+        units = typed["units"].astype("Float64").to_numpy(dtype=float, na_value=np.nan).clip(min=0)
+        use = missing & ~np.isnan(units)
+        low[use] = per_unit[codes[use], 0] * units[use]
+        high[use] = per_unit[codes[use], 1] * units[use]
+    return LineDollars(charge, low, high)
 
 
 @dataclass
@@ -59,14 +100,21 @@ def build_summary(
     inputs: list[dict[str, Any]],
     fail_on: str,
     run: dict[str, Any],
+    line_money: LineDollars | None = None,
 ) -> tuple[dict[str, Any], Report]:
     status = annotated_status.to_numpy()
     counts = {s: int((status == s).sum()) for s in ("clean", "at-risk", "deny")}
+    if line_money is None:
+        line_money = line_dollars(typed, pack.reference.tables.get(EXPECTED_PAYMENT, []))
     charge = typed["charge"].astype("Float64")
     flagged = status != "clean"
 
     def dollars(mask: Any) -> float:
         return round(float(charge[mask].sum(skipna=True)), 2)
+
+    def estimate(mask: Any) -> dict[str, float]:
+        return {"low": round(float(np.nansum(line_money.low[mask])), 2),
+                "high": round(float(np.nansum(line_money.high[mask])), 2)}
 
     by_payer: dict[str, Any] = {}
     payer = typed["payer_type"].astype("object").fillna("unknown").to_numpy()
@@ -76,6 +124,7 @@ def build_summary(
             "lines": int(m.sum()),
             **{s: int(((status == s) & m).sum()) for s in ("clean", "at-risk", "deny")},
             "dollars_at_risk": dollars(m & flagged),
+            "estimated_dollars_at_risk": estimate(m & flagged),
         }
     failing = FAIL_ON[fail_on]
     at_or_above = int(findings["severity"].isin(failing).sum()) if len(findings) else 0
@@ -102,6 +151,15 @@ def build_summary(
             "at-risk": dollars(status == "at-risk"),
             "total": dollars(flagged),
             "flagged_lines_without_charge": int((flagged & charge.isna().to_numpy()).sum()),
+            "estimated": {
+                **estimate(flagged),
+                "deny": estimate(status == "deny"),
+                "at-risk": estimate(status == "at-risk"),
+                "lines": int((flagged & line_money.estimated).sum()),
+                "basis": ESTIMATE_NOTE,
+            },
+            "flagged_lines_without_charge_or_estimate": int(
+                (flagged & charge.isna().to_numpy() & ~line_money.estimated).sum()),
         },
         "fail_on": fail_on,
         "findings_at_or_above_fail_on": at_or_above,
