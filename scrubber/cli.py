@@ -112,7 +112,7 @@ def _split(values: tuple[str, ...]) -> list[str]:
 @click.option("--run-date", type=click.DateTime(["%Y-%m-%d"]), help="Date used when submission_date is empty (default: today).")
 @click.option("--workers", type=click.IntRange(1, 64), help="Worker processes (default: the cores available). "
               "Output is identical whatever the number.")
-@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors (no summary line, no progress).")
 @guarded
 def run(inputs: tuple[Path, ...], out_dir: Path, rules_dirs: tuple[Path, ...], no_bundled_rules: bool,
         mapping: Path | None, fmt: str, fail_on: str, select: tuple[str, ...], ignore: tuple[str, ...],
@@ -125,6 +125,7 @@ def run(inputs: tuple[Path, ...], out_dir: Path, rules_dirs: tuple[Path, ...], n
         inputs=list(inputs), out=out_dir, rules_dirs=rule_dirs(rules_dirs, no_bundled_rules), mapping=mapping, fmt=fmt,
         fail_on=fail_on, select=_split(select), ignore=_split(ignore),
         run_date=run_date.date() if run_date else date.today(), workers=workers or default_workers(),
+        show_progress=not quiet and sys.stderr.isatty(),
     )
     if not quiet:
         click.echo(f"{report} -> {out_dir}")

@@ -10,26 +10,57 @@ from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from scrubber import output
+from scrubber import output, progress
 from scrubber.claims import load_mapping, read_batch
+from scrubber.junit import render_junit
 from scrubber.loader import BUNDLED_RULES, load_pack
-from scrubber.report import Report, build_summary
+from scrubber.report import EXPECTED_PAYMENT, Report, build_summary, line_dollars
+from scrubber.report_html import render_html
+from scrubber.summary_md import render_markdown
 from scrubber.errors import RuleConfigError
 from scrubber.scrub import PARALLEL_MIN_LINES, scrub
 from scrubber.selftest import baseline_problems
 
 
+STAGES = ("load rules", "read", "scrub", "annotate", "summarise", "write")  # the top-level stages, in order
+
+
 @contextmanager
 def stage(name: str) -> Iterator[None]:
-    """Time a stage; with SCRUBBER_TIMINGS=1 print its name and seconds to stderr (never data)."""
+    """Time a stage; with SCRUBBER_TIMINGS=1 print its name and seconds to stderr (never data).
+    While progress is shown (a terminal, not --quiet), the stage is named there."""
     started = time.perf_counter()
-    yield
+    with progress.entered(name):
+        yield
     if os.environ.get("SCRUBBER_TIMINGS") == "1":
         print(f"scrubber: {name}: {time.perf_counter() - started:.2f} s", file=sys.stderr)
 
 
 def run_scrub(inputs: list[Path], out: Path, rules_dirs: list[Path], mapping: Path | None, fmt: str,
-              fail_on: str, select: list[str], ignore: list[str], run_date: date, workers: int = 1) -> Report:
+              fail_on: str, select: list[str], ignore: list[str], run_date: date, workers: int = 1,
+              show_progress: bool = False) -> Report:
+    with progress.shown(show_progress, len(STAGES)):
+        report, markdown = _run(inputs, out, rules_dirs, mapping, fmt, fail_on, select, ignore, run_date, workers)
+    append_step_summary(markdown)
+    return report
+
+
+def append_step_summary(markdown: str) -> None:
+    """Add the Markdown summary to a GitHub Actions job page when $GITHUB_STEP_SUMMARY names a file.
+    The output folder is written by then: a failure here is a warning, not a failed run."""
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return
+    try:
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(markdown + "\n")
+    except OSError as exc:
+        print(f"scrubber: warning: could not append the summary to $GITHUB_STEP_SUMMARY ({exc.__class__.__name__})",
+              file=sys.stderr)
+
+
+def _run(inputs: list[Path], out: Path, rules_dirs: list[Path], mapping: Path | None, fmt: str,
+         fail_on: str, select: list[str], ignore: list[str], run_date: date, workers: int) -> tuple[Report, str]:
     started = datetime.now(timezone.utc)
     clock = time.perf_counter()
     with stage("load rules"):
@@ -52,16 +83,26 @@ def run_scrub(inputs: list[Path], out: Path, rules_dirs: list[Path], mapping: Pa
         "seconds": None,
         "run_date": run_date.isoformat(),
     }
-    summary, report = build_summary(annotated["scrub_status"], result.findings, batch.typed, pack,
-                                    inputs_info, fail_on, run_info)
+    with stage("summarise"):
+        money = line_dollars(batch.typed, pack.reference.tables.get(EXPECTED_PAYMENT, []))
+        summary, report = build_summary(annotated["scrub_status"], result.findings, batch.typed, pack,
+                                        inputs_info, fail_on, run_info, money)
     run_info["seconds"] = round(time.perf_counter() - clock, 3)
+    markdown = render_markdown(summary, {r.id: (r.cause, r.denial_code) for r in pack.rules})
     annotated_name = "annotated.parquet" if fmt == "parquet" else "annotated.csv"
+    status = annotated["scrub_status"].to_numpy(dtype=object)
     writers = {
         annotated_name: (lambda p: output._write_parquet(annotated, p)) if fmt == "parquet"
         else (lambda p: output._write_csv(annotated, p)),
         "findings.jsonl": lambda p: p.write_text(output.findings_jsonl(result, pack), encoding="utf-8"),
         "summary.json": lambda p: p.write_text(output.json_text(summary), encoding="utf-8"),
+        # Reports for people and CI (built while a worker writes the annotated file, when there is one).
+        "report.html": lambda p: p.write_text(
+            render_html(summary, result.findings, batch.typed, status, money, {r.id: r.name for r in pack.rules}),
+            encoding="utf-8"),
+        "junit.xml": lambda p: p.write_text(render_junit(summary, result.findings, pack), encoding="utf-8"),
+        "summary.md": lambda p: p.write_text(markdown, encoding="utf-8"),
     }
     with stage("write"):
         output.write_output(out, writers, workers if len(batch.raw) >= PARALLEL_MIN_LINES else 1)
-    return report
+    return report, markdown

@@ -179,7 +179,10 @@ def test_clean_export_exits_0_and_writes_every_output(rules_dir: Path, tmp_path:
     assert sorted(p.name for p in out.iterdir()) == [
         "annotated.csv",
         "findings.jsonl",
+        "junit.xml",
+        "report.html",
         "summary.json",
+        "summary.md",
     ]
     assert [r["scrub_status"] for r in read_annotated(out)] == ["clean", "clean"]
     assert read_findings(out) == []

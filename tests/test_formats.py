@@ -362,7 +362,10 @@ def test_format_parquet_writes_annotated_parquet_with_every_line(
     assert sorted(p.name for p in out.iterdir()) == [
         "annotated.parquet",
         "findings.jsonl",
+        "junit.xml",
+        "report.html",
         "summary.json",
+        "summary.md",
     ]
     table = pq.read_table(out / "annotated.parquet")
     assert table.column_names == COLUMNS + SCRUB_COLUMNS

@@ -80,7 +80,7 @@ summary: Shows the values the reader parsed (written by tests/test_malformed_exp
 cause: documentation
 severity: at-risk
 carc: "16"
-when: {{field: claim_id, op: exists}}
+when: {{not: {{field: claim_id, op: eq, value: "C-BASE"}}}}  # every line but the clean baseline line
 message: "probe|{fields}"
 fix: Nothing to fix; a test probe.
 sources:
@@ -960,7 +960,8 @@ def test_out_folder_all_or_nothing(runs: dict[str, Future[Run]], name: str) -> N
         previous = isinstance(run.case.expect, Unprocessable) and run.case.expect.previous_output
         assert names == (["out"] if previous else []), names
     else:
-        assert sorted(p.name for p in run.out.iterdir()) == ["annotated.csv", "findings.jsonl", "summary.json"]
+        assert sorted(p.name for p in run.out.iterdir()) == ["annotated.csv", "findings.jsonl", "junit.xml",
+                                                              "report.html", "summary.json", "summary.md"]
         assert sorted(p.name for p in run.parent.iterdir()) == ["out"]
 
 
