@@ -39,6 +39,10 @@ class Family:
     data: tuple[str, ...]  # reference data it consults
     compute: Callable[[pd.DataFrame, DeriveContext], dict[str, pd.Series]]
     fields: tuple[DerivedField, ...]
+    # What a family needs to see to be exact: "line" (the line alone), "patient" (every line of the
+    # line's patient: duplicates, day totals, same-day codes), "batch" (every line: sessions span
+    # patients, claim line keys). Work may be split by patient for the first two only.
+    scope: str = "line"
 
 
 @dataclass
@@ -53,12 +57,17 @@ DERIVED: dict[str, DerivedField] = {}
 FAMILIES: dict[str, Family] = {}
 
 
-def family(name: str, reads: tuple[str, ...], data: tuple[str, ...], fields: list[tuple[str, FieldType, str]]):
-    """Register a function computing a family of derived fields."""
+SCOPES = ("line", "patient", "batch")
+
+
+def family(name: str, reads: tuple[str, ...], data: tuple[str, ...], fields: list[tuple[str, FieldType, str]],
+           scope: str = "line"):
+    """Register a function computing a family of derived fields (see Family.scope)."""
+    assert scope in SCOPES
 
     def register(fn: Callable[[pd.DataFrame, DeriveContext], dict[str, pd.Series]]):
         specs = tuple(DerivedField(n, t, d, name) for n, t, d in fields)
-        FAMILIES[name] = Family(name, reads, data, fn, specs)
+        FAMILIES[name] = Family(name, reads, data, fn, specs, scope)
         for spec in specs:
             DERIVED[spec.name] = spec
         return fn
@@ -66,11 +75,11 @@ def family(name: str, reads: tuple[str, ...], data: tuple[str, ...], fields: lis
     return register
 
 
-def derive(frame: pd.DataFrame, ctx: DeriveContext, wanted: set[str]) -> pd.DataFrame:
-    """Add the derived fields in `wanted` (and their family siblings) to a copy of `frame`."""
+def derive(frame: pd.DataFrame, ctx: DeriveContext, wanted: set[str], scopes: tuple[str, ...] = SCOPES) -> pd.DataFrame:
+    """Add the derived fields in `wanted` (and their family siblings) of the given scopes to a copy of `frame`."""
     added: dict[str, pd.Series] = {}
     for fam in FAMILIES.values():
-        if any(f.name in wanted for f in fam.fields):
+        if fam.scope in scopes and any(f.name in wanted for f in fam.fields):
             added.update(fam.compute(frame, ctx))
     # One concat: inserting ~50 columns one by one copies the frame's blocks again and again.
     return pd.concat([frame, pd.DataFrame(added, index=frame.index)], axis=1)
@@ -350,6 +359,7 @@ def units_for_minutes(minutes: pd.Series, unit: pd.Series, threshold: pd.Series)
         ("day_timed_units", T.INT, "units of 15-minute therapy codes for the patient, date and provider (8-minute rule payers)"),
         ("day_timed_units_allowed", T.INT, "units the day's total minutes support under the CMS 8-minute rule"),
     ],
+    scope="patient",
 )
 def _time(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     table = {r["cpt"]: int(r["unit_minutes"]) for r in ctx.reference.tables.get("timed_codes.csv", [])}
@@ -404,6 +414,7 @@ def _time(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
         ("session_edu_codes", T.LIST, "distinct education codes billed for the session and date"),
         ("session_edu_code_count", T.INT, "number of distinct education codes billed for the session and date"),
     ],
+    scope="batch",
 )
 def _sessions(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     rows = ctx.reference.tables.get("education_group_codes.csv", [])
@@ -454,8 +465,8 @@ def _sessions(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     data=(),
     fields=[
         ("duplicate_of", T.TEXT, "claim_id:line_no of an earlier line with the same patient, date, code, modifiers, units and rendering NPI"),
-        ("line_key_count", T.INT, "how many lines in the batch share this line's claim_id and line_no"),
     ],
+    scope="patient",
 )
 def _duplicates(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     mods = _map_unique(frame["modifiers"], lambda m: ";".join(sorted(_items(m))))
@@ -466,8 +477,19 @@ def _duplicates(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]
     label = frame["claim_id"].astype("string").fillna("?") + ":" + frame["line_no"].astype("string").fillna("?")
     earlier = (first_pos.to_numpy() != np.arange(len(frame))) & complete.to_numpy()
     duplicate_of = pd.Series(label.to_numpy()[first_pos.to_numpy()], index=frame.index, dtype="string").where(earlier)
+    return {"duplicate_of": duplicate_of}
+
+
+@family(
+    "line_keys",
+    reads=("claim_id", "line_no"),
+    data=(),
+    fields=[("line_key_count", T.INT, "how many lines in the batch share this line's claim_id and line_no")],
+    scope="batch",
+)
+def _line_keys(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     line_key = frame.groupby(["claim_id", "line_no"], dropna=False, sort=False)["cpt"].transform("size")
-    return {"duplicate_of": duplicate_of, "line_key_count": line_key.astype("Int64")}
+    return {"line_key_count": line_key.astype("Int64")}
 
 
 # -- same-day bundling ----------------------------------------------------------------------------
@@ -480,6 +502,7 @@ def _duplicates(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]
         ("ncci_column1_code", T.TEXT, "a column-1 code of an NCCI PTP pair billed for the same patient and date, when this line is its column-2 code"),
         ("ncci_modifier_indicator", T.TEXT, "that pair's NCCI modifier indicator: 0 never bypassed, 1 bypassed by 59/X modifiers, 9 not applicable"),
     ],
+    scope="patient",
 )
 def _bundling(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     is_em = _in_set(frame, "cpt", ctx, "em_codes")
@@ -530,6 +553,7 @@ def _ncci_column1(frame: pd.DataFrame, ctx: DeriveContext) -> tuple[pd.Series, p
         ("eval_units_day", T.INT, "units of PT evaluation codes (97161-97164) for the patient and date"),
         ("dsmt_units_year", T.INT, "units of DSMT (G0108/G0109) for the patient in the calendar year, in this batch"),
     ],
+    scope="patient",
 )
 def _frequency(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     def total(mask: pd.Series, keys: list[pd.Series]) -> pd.Series:
@@ -553,6 +577,7 @@ def _frequency(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     fields=[
         ("days_since_same_code", T.INT, "days since the patient's previous line with the same code in this batch (0 = same day)"),
     ],
+    scope="patient",
 )
 def _repeats(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     # Sorting by date (stable, so input order breaks ties) makes "previous" independent of the

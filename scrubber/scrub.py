@@ -114,13 +114,12 @@ def _severities(rule: Rule, payer_type: np.ndarray, payer_id: np.ndarray, rows: 
 
 @dataclass
 class ScrubResult:
-    frame: pd.DataFrame  # typed input plus derived fields, one row per input line
     findings: pd.DataFrame  # one row per finding, FINDING_COLUMNS, sorted by row and rule id
 
 
 @dataclass
-class _Batch:
-    """What every rule reads: shared with forked workers copy-on-write, never pickled."""
+class _Shard:
+    """The lines one process scrubs: derived fields, engine facts and what findings show."""
 
     pack: RulePack
     frame: pd.DataFrame
@@ -131,45 +130,64 @@ class _Batch:
     payer_id: np.ndarray
 
 
-_SHARED: _Batch | None = None  # set before forking workers (see _evaluate_in_workers)
-
-
-def _findings_of(rule: Rule, shared: _Batch) -> pd.DataFrame | None:
-    """One rule through the engine, then its findings with rendered messages."""
-    mask = engine.evaluate(compiled_rule(shared.pack, rule), shared.facts)
+def _findings_of(rule: Rule, shard: _Shard) -> pd.DataFrame | None:
+    """One rule through the engine, then its findings (rows local to the shard) with rendered messages."""
+    mask = engine.evaluate(compiled_rule(shard.pack, rule), shard.facts)
     rows = np.flatnonzero(mask)
     if len(rows) == 0:
         return None
     return pd.DataFrame({
         "row": rows,
-        "claim_id": shared.claim[rows],
-        "line_no": shared.line_no[rows],
+        "claim_id": shard.claim[rows],
+        "line_no": shard.line_no[rows],
         "rule_id": rule.id,
         "cause": rule.cause,
-        "severity": _severities(rule, shared.payer_type, shared.payer_id, rows, shared.pack),
+        "severity": _severities(rule, shard.payer_type, shard.payer_id, rows, shard.pack),
         "carc": rule.denial_code,
-        "message": render(rule.message, shared.frame, rows),
-        "fix": render(rule.fix, shared.frame, rows),
+        "message": render(rule.message, shard.frame, rows),
+        "fix": render(rule.fix, shard.frame, rows),
     })
 
 
-def _evaluate_share(indexes: list[int]) -> list[pd.DataFrame]:
-    """A worker's share of the rules (runs in a forked process; reads _SHARED)."""
+def _scrub_lines(base: pd.DataFrame, rows: np.ndarray, pack: RulePack, run_date: date) -> list[pd.DataFrame]:
+    """Derive the line and patient facts of `rows` (whole patients), run every rule, return findings
+    numbered by their row in the batch."""
+    frame = base.iloc[rows]
+    frame = derive(frame, DeriveContext(pack.reference, run_date), fields_used(pack), scopes=("line", "patient"))
+    shard = _Shard(pack, frame, engine.FactFrame(frame, field_types()),
+                   frame["claim_id"].to_numpy(dtype=object), frame["line_no"].to_numpy(dtype=object),
+                   frame["payer_type"].to_numpy(dtype=object), frame["payer_id"].to_numpy(dtype=object))
+    parts = [f for f in (_findings_of(rule, shard) for rule in pack.rules) if f is not None]
+    for part in parts:
+        part["row"] = rows[part["row"].to_numpy()]
+    return parts
+
+
+_SHARED: tuple[pd.DataFrame, RulePack, date] | None = None  # set before forking (see _in_workers)
+
+
+def _scrub_shard(rows: np.ndarray) -> list[pd.DataFrame]:
+    """A worker's shard (runs in a forked process that shares the batch copy-on-write)."""
     assert _SHARED is not None
-    found = [_findings_of(_SHARED.pack.rules[i], _SHARED) for i in indexes]
-    return [f for f in found if f is not None]
+    return _scrub_lines(_SHARED[0], rows, _SHARED[1], _SHARED[2])
 
 
-def _evaluate_in_workers(shared: _Batch, workers: int) -> list[pd.DataFrame]:
-    """Split the rules across forked processes; each creates its own engine rulesets (P20)."""
+def _in_workers(base: pd.DataFrame, shards: list[np.ndarray], pack: RulePack, run_date: date) -> list[pd.DataFrame]:
+    """Scrub the shards in forked processes; each creates its own engine rulesets (P20)."""
     global _SHARED
-    _SHARED = shared
-    shares = [list(range(i, len(shared.pack.rules), workers)) for i in range(workers)]
+    _SHARED = (base, pack, run_date)
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            return [part for parts in pool.map(_evaluate_share, shares) for part in parts]
+        with ProcessPoolExecutor(max_workers=len(shards), mp_context=multiprocessing.get_context("fork")) as pool:
+            return [part for parts in pool.map(_scrub_shard, shards) for part in parts]
     finally:
         _SHARED = None
+
+
+def patient_shards(patient_id: pd.Series, count: int) -> list[np.ndarray]:
+    """Split the rows into `count` shards by patient, each patient (and all missing ids) in one shard,
+    rows in input order within a shard."""
+    shard = pd.util.hash_pandas_object(patient_id, index=False).to_numpy() % np.uint64(count)
+    return [np.flatnonzero(shard == i) for i in range(count)]
 
 
 def default_workers() -> int:
@@ -180,27 +198,23 @@ def default_workers() -> int:
 def scrub(batch: ClaimBatch, pack: RulePack, run_date: date, workers: int = 1) -> ScrubResult:
     """Evaluate every rule of the pack on every line of the batch.
 
-    With `workers` > 1 the rules are split across forked processes; findings are the same, in
-    the same order, whatever the number of workers.
+    Facts that span patients (sessions, claim line keys) are derived over the whole batch first. With
+    `workers` > 1 the lines are then split by patient across forked processes: everything else a
+    rule reads is exact within one patient's lines, so findings are the same, in the same order,
+    whatever the number of workers.
     """
     from scrubber.pipeline import stage
 
     if len(batch.typed) == 0:  # a header-only export: nothing to derive or evaluate
-        return ScrubResult(batch.typed, pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS}))
-    with stage("derive"):
-        frame = derive(batch.typed, DeriveContext(pack.reference, run_date), fields_used(pack))
-    shared = _Batch(
-        pack, frame, engine.FactFrame(frame, field_types()),
-        batch.typed["claim_id"].to_numpy(dtype=object), batch.typed["line_no"].to_numpy(dtype=object),
-        frame["payer_type"].to_numpy(dtype=object), frame["payer_id"].to_numpy(dtype=object),
-    )
-    # Forking pays off only when there is real work to split.
-    if workers > 1 and len(pack.rules) > 1 and len(frame) >= PARALLEL_MIN_LINES:
-        parts = _evaluate_in_workers(shared, workers)
+        return ScrubResult(pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS}))
+    with stage("derive batch-wide facts"):
+        base = derive(batch.typed, DeriveContext(pack.reference, run_date), fields_used(pack), scopes=("batch",))
+    if workers > 1 and len(base) >= PARALLEL_MIN_LINES:  # forking pays off only for real work
+        parts = _in_workers(base, patient_shards(base["patient_id"], workers), pack, run_date)
     else:
-        parts = [f for f in (_findings_of(rule, shared) for rule in pack.rules) if f is not None]
+        parts = _scrub_lines(base, np.arange(len(base)), pack, run_date)
     findings = (
         pd.concat(parts, ignore_index=True).sort_values(["row", "rule_id"], kind="stable").reset_index(drop=True)
         if parts else pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS})
     )
-    return ScrubResult(frame, findings)
+    return ScrubResult(findings)
