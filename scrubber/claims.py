@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from scrubber import yamlfile
@@ -435,7 +434,7 @@ def type_columns(raw: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
         too_long = values.str.len().gt(MAX_CELL).fillna(False).astype(bool)
         if too_long.any():
             length = values.str.len().astype("string")
-            reason = f"value is " + length + f" characters long; at most {MAX_CELL}"
+            reason = "value is " + length + f" characters long; at most {MAX_CELL}"
             problems.append((f"{name}: " + reason).where(too_long))
             values = values.mask(too_long)
         problem = None

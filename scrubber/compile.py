@@ -27,7 +27,7 @@ import numpy as np
 
 from scrubber import regex
 from scrubber.fields import FieldType
-from scrubber.model import All, AnyOf, Condition, Leaf, Not, Op
+from scrubber.model import All, Condition, Leaf, Not, Op
 
 MAX_OR_BRANCHES = 50
 FACT_KIND = "__k"  # discriminator key of every fact

@@ -387,7 +387,7 @@ class _FileChecker:
                        kind == "todo", Where(self.shown, *pos))
 
     # -- the rule ------------------------------------------------------------------------------
-    def rule(self, data: Any) -> Rule | None | str:
+    def rule(self, data: Any) -> Rule | str | None:
         """Return the Rule, None on problems, or the id of a `disabled: true` stub."""
         if not isinstance(data, dict):
             self.error((1, 1), "a rule file must be a mapping of keys such as id, name, when")

@@ -16,7 +16,7 @@ import pandas as pd
 from scrubber import engine
 from scrubber.claims import ClaimBatch
 from scrubber.compile import CompiledRule, compile_condition
-from scrubber.derive import DERIVED, ICD_PATTERN, DeriveContext, derive
+from scrubber.derive import ICD_PATTERN, DeriveContext, derive
 from scrubber.fields import FieldType
 from scrubber.loader import RulePack, field_types
 from scrubber.model import All, Leaf, Op, Rule
@@ -68,8 +68,6 @@ def _display(value: Any, name: str) -> str:
         if name in _MISSING_TEXT:
             return _MISSING_TEXT[name]
         return "none" if _is_list(name) else "missing"
-    spec = DERIVED.get(name)
-    ftype = spec.type if spec else None
     if isinstance(value, pd.Timestamp):
         return value.date().isoformat()
     if isinstance(value, bool | np.bool_):
