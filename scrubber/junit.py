@@ -71,6 +71,7 @@ def render_junit(summary: dict[str, Any], findings: pd.DataFrame, pack: RulePack
             k = int(key[order[a]])
             groups[(str(rule_ids[k // 2]), bool(k % 2))] = order[a:b]
     listed = _listings(findings, groups) if groups else {}
+    deny = (findings["severity"] == "deny").to_numpy(dtype=bool) if len(findings) else np.zeros(0, dtype=bool)
     rules = sorted(pack.rules, key=lambda r: (r.cause, r.id))
     cases, failures = [], 0
     for rule in rules:
@@ -82,7 +83,8 @@ def render_junit(summary: dict[str, Any], findings: pd.DataFrame, pack: RulePack
                        f"(expected denial {rule.denial_code})")
             detail = (f"{rule.id} ({rule.cause}): {rule.summary}\nExpected denial: {rule.denial_code}\n"
                       f"Fix: {rule.fix}\n\n{listed[(rule.id, True)]}")
-            body.append(f'<failure type={attr(rule.severity)} message={attr(message)}>{text(detail)}</failure>')
+            worst = "deny" if deny[groups[(rule.id, True)]].any() else "at-risk"  # payers may override severity
+            body.append(f'<failure type="{worst}" message={attr(message)}>{text(detail)}</failure>')
         if (rule.id, False) in groups:
             n = len(groups[(rule.id, False)])
             note = (f"{n:,} line{'s' if n != 1 else ''} not failing the run (--fail-on {fail_on}):\n"

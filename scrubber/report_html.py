@@ -450,7 +450,7 @@ _JS = r"""
   function matches(i, q) {
     var fields = ["claim", "message", "rule", "cpt", "payer_id", "carc", "fix"];
     for (var k = 0; k < fields.length; k++) { if (val(fields[k], i).toLowerCase().indexOf(q) >= 0) return true; }
-    return (val("claim", i) + ":" + D.line_no[i]).toLowerCase().indexOf(q) >= 0;
+    return (val("claim", i) + ":" + (D.line_no[i] === null ? "?" : D.line_no[i])).toLowerCase().indexOf(q) >= 0;
   }
   function update() {
     var f = state.filters, cols = Object.keys(f), q = state.search;
