@@ -235,13 +235,19 @@ def _rel(directory: Path, path: Path) -> str:
     return f"{directory.resolve().name}/{path.relative_to(directory).as_posix()}"
 
 
-def _load_code_sets(directory: Path, ref: ReferenceData, problems: list[ConfigProblem]) -> None:
-    path = directory / "code_sets.yaml"
+def _data_file(directory: Path, name: str, ref: ReferenceData, problems: list[ConfigProblem]) -> tuple[Path, Any]:
+    """Parse one YAML data file of a rules folder, recording its hash; (path, None) if absent or broken."""
+    path = directory / name
     if not path.exists():
-        return
+        return path, None
     ref.hashes[_rel(directory, path)] = _sha(path.read_bytes())
     data, found = yamlfile.load(path)
     problems.extend(found)
+    return path, data
+
+
+def _load_code_sets(directory: Path, ref: ReferenceData, problems: list[ConfigProblem]) -> None:
+    path, data = _data_file(directory, "code_sets.yaml", ref, problems)
     if data is None:
         return
     if not isinstance(data, dict):
@@ -320,12 +326,7 @@ def _check_settings(path: str, node: Any, where: str, problems: list[ConfigProbl
 
 
 def _load_payers(directory: Path, ref: ReferenceData, problems: list[ConfigProblem]) -> None:
-    path = directory / "payers.yaml"
-    if not path.exists():
-        return
-    ref.hashes[_rel(directory, path)] = _sha(path.read_bytes())
-    data, found = yamlfile.load(path)
-    problems.extend(found)
+    path, data = _data_file(directory, "payers.yaml", ref, problems)
     if data is None:
         return
     shown = str(path)
