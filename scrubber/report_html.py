@@ -151,10 +151,12 @@ def _encoded(values: pd.Series | np.ndarray) -> dict[str, Any]:
     return {"v": [str(u) for u in np.asarray(uniques, dtype=object).tolist()], "c": codes.tolist()}
 
 
-def _amounts(values: np.ndarray) -> list[float | None]:
-    rounded = np.round(values, 2).astype(object)
-    rounded[np.isnan(values)] = None
-    return rounded.tolist()
+def _cents(values: np.ndarray) -> list[int | None]:
+    """Dollar amounts as whole cents (integers encode several times faster than floats)."""
+    missing = np.isnan(values)
+    cents = np.round(np.where(missing, 0.0, values) * 100).astype(np.int64).astype(object)
+    cents[missing] = None
+    return cents.tolist()
 
 
 def _taken(column: pd.Series, rows: np.ndarray) -> pd.Series:
@@ -182,9 +184,9 @@ def table_data(findings: pd.DataFrame, typed: pd.DataFrame, status: np.ndarray, 
         "cpt": _encoded(_taken(typed["cpt"], rows)),
         "message": _encoded(findings["message"]),
         "fix": _encoded(findings["fix"]),
-        "charge": _amounts(dollars.charge[rows]),
-        "est_low": _amounts(dollars.low[rows]),
-        "est_high": _amounts(dollars.high[rows]),
+        "charge": _cents(dollars.charge[rows]),
+        "est_low": _cents(dollars.low[rows]),
+        "est_high": _cents(dollars.high[rows]),
     }
 
 
@@ -478,7 +480,7 @@ _JS = r"""
     var td = document.createElement("td"), s = document.createElement("span");
     s.className = "pill " + text; s.textContent = text; td.appendChild(s); tr.appendChild(td);
   }
-  function money(x) { return "$" + x.toLocaleString("en-US", {minimumFractionDigits: 2, maximumFractionDigits: 2}); }
+  function money(cents) { return "$" + (cents / 100).toLocaleString("en-US", {minimumFractionDigits: 2, maximumFractionDigits: 2}); }
   function render() {
     var pages = Math.max(1, Math.ceil(view.length / state.size));
     if (state.page >= pages) state.page = pages - 1;
