@@ -451,9 +451,16 @@ class _FileChecker:
         if self.problems or missing or when is None or message is None or fix is None:
             return None
         try:
-            compiler.compile_condition(rule_id, when, self.types, 1000)
+            compiled = compiler.compile_condition(rule_id, when, self.types, engine.CHUNK_SIZE)
         except regex.RegexError as exc:  # already reported per leaf; kept as a guard
             self.error(pos("when"), str(exc))
+            return None
+        # Load it in the engine now (the run reuses the handle): a condition past the engine's
+        # limits is an error here, with its location, not a failure in the middle of a run.
+        complaint = engine.check_ruleset(compiled)
+        if complaint:
+            self.error(pos("when"), f"the condition is too large for the rules engine ({complaint}); "
+                       "split it into several rules or compute part of it as a derived field")
             return None
         return Rule(
             id=rule_id, name=name, cause=data["cause"], severity=data["severity"], carc=str(carc),

@@ -226,3 +226,15 @@ def test_a_todo_example_fails_the_run_once_it_starts_passing(tmp_path: Path, exp
     tested = run_cli("rules", "test", str(folder), "--select", "ACME_EDU_UNITS_OVER_TWO")
     assert tested.returncode == exit_code, tested.stdout
     assert said in tested.stdout
+
+
+def test_a_condition_past_the_engines_limits_is_a_located_load_error(tmp_path: Path) -> None:
+    """durable-rules caps the expressions of one rule (error 113): refuse such a rule when it loads."""
+    comparisons = "".join("    - {field: units, op: le, ref: minutes}\n" for _ in range(20))
+    rule = ACME_RULE.replace("ACME_EDU_UNITS_OVER_TWO", "ACME_HUGE").replace(
+        "acme-education-units-over-two", "acme-huge-condition").replace(
+        "    - {field: units, op: gt, value: 2}\n", comparisons)
+    folder = rules_folder(tmp_path, {"acme/ACME_HUGE.yaml": rule})
+    with pytest.raises(RuleConfigError) as caught:
+        load_pack([BUNDLED_RULES, folder])
+    assert "ACME_HUGE.yaml:9:3: error: the condition is too large for the rules engine" in str(caught.value)
