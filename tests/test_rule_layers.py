@@ -237,4 +237,4 @@ def test_a_condition_past_the_engines_limits_is_a_located_load_error(tmp_path: P
     folder = rules_folder(tmp_path, {"acme/ACME_HUGE.yaml": rule})
     with pytest.raises(RuleConfigError) as caught:
         load_pack([BUNDLED_RULES, folder])
-    assert "ACME_HUGE.yaml:9:3: error: the condition is too large for the rules engine" in str(caught.value)
+    assert "ACME_HUGE.yaml:8:3: error: the condition is too large for the rules engine" in str(caught.value)
