@@ -205,9 +205,12 @@ class _Compiler:
         if op is Op.HAS_NONE:
             return self._has_any(leaf) if negate else self._has_none(leaf)
         if op is Op.MATCHES:
-            if negate:  # the engine has no "does not match": pandas computes it, the engine tests it
+            if negate or regex.has_alternation(leaf.value):
+                # The engine has no "does not match", and its DFA merges overlapping alternatives
+                # wrongly ('a{3}.[^X]?|[^+]|..{3}.' rejects 'aaab'; found by tests/test_differential.py):
+                # pandas computes these with Python's exact semantics and the engine tests the flag.
                 flag = self._flag(leaf, "fullmatch", pattern=leaf.value)
-                return self._or([self._nex(leaf.field), {flag: False}])
+                return self._or([self._nex(leaf.field), {flag: False}]) if negate else {flag: True}
             return {"$mt": {leaf.field: regex.translate(leaf.value)}}
         raise ValueError(f"unknown op {op}")
 
@@ -215,7 +218,7 @@ class _Compiler:
     def _flagged(leaf: Leaf, negate: bool) -> bool:
         """Whether the leaf compiles to a pandas-computed flag instead of a test on the value."""
         long_list = leaf.op in (Op.IN, Op.NOT_IN) and len(dict.fromkeys(leaf.value)) > MAX_OR_BRANCHES
-        return long_list or (leaf.op is Op.MATCHES and negate)
+        return long_list or (leaf.op is Op.MATCHES and (negate or regex.has_alternation(leaf.value)))
 
     def cond(self, cond: Condition, negate: bool = False) -> dict[str, Any]:
         if isinstance(cond, Leaf):

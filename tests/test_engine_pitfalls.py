@@ -636,3 +636,20 @@ def test_p14_a_value_too_long_for_the_engine_never_equals_a_constant(tmp_path: P
         {"curriculum_id": "ADA"},
     ]
     assert findings_by_rule(pack, lines) == {"TST_EQ_ADA": [2]}
+
+
+# -- P13b: the engine's DFA merges overlapping alternatives wrongly ------------------------------
+def test_p13b_overlapping_alternatives_answer_like_python(tmp_path: Path) -> None:
+    """Found by tests/test_differential.py: each branch matches alone, the three together do not."""
+    pattern = "a{3}.[^A-Z{(}]?|[^+]|..{3}."
+    guard = {"k": "c"}
+    control = {"r": {"all": [{"m": {"$and": [guard, {"$mt": {"v": "a{3}.[^A-Z%{%(%}]?|[^%+]|..{3}."}}]}}]},
+               "seen": {"all": [{"m": guard}]}}  # every fact is handled, so the batch returns code 0
+    fired_raw = raw_engine_fired(control, ['{"k":"c","id":0,"v":"aaab"}'])
+    assert fired_raw and not any("r" in m for m in fired_raw)  # the engine's wrong answer: no match
+    pack = load(tmp_path, {"TST_ALTERNATIVES": {"field": "curriculum_id", "op": "matches", "value": pattern}})
+    values = ["aaab", "x", "+", "abcdef", "aaa", "zzzzz", ""]
+    fired = findings_by_rule(pack, [{"curriculum_id": v} for v in values])
+    expected = [i for i, v in enumerate(values) if v and re.fullmatch(pattern, v, re.ASCII | re.DOTALL)]
+    assert fired["TST_ALTERNATIVES"] == expected
+    assert 0 in expected
