@@ -10,10 +10,9 @@ from __future__ import annotations
 import functools
 import os
 import sys
-import time
 import traceback
 from collections.abc import Callable
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +164,7 @@ def _severity_text(rule: Any) -> str:
 
 def _payers_text(rule: Any) -> str:
     """The payer types a rule names in its condition, or 'all'."""
-    from scrubber.model import Leaf, All, AnyOf, Not
+    from scrubber.model import All, AnyOf, Leaf, Not
 
     found: set[str] = set()
 

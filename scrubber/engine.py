@@ -23,10 +23,10 @@ import durable_rules_engine as dre
 import numpy as np
 import pandas as pd
 
+from scrubber import regex
 from scrubber.compile import FACT_KIND, CompiledRule, FlagColumn, encode_text, number_json
 from scrubber.errors import EngineError
 from scrubber.fields import FieldType
-from scrubber import regex
 
 CHUNK_SIZE = 1000  # facts per assert_facts call; ids 0..CHUNK_SIZE stay clear of FNV collisions (P2)
 _ID = re.compile(r'"id": (\d+)')

@@ -20,13 +20,25 @@ from typing import Any
 
 from scrubber import compile as compiler
 from scrubber import engine, regex, yamlfile
-from scrubber.derive import DERIVED
 from scrubber.claims import DIAGNOSIS_FIELDS, UPPER_CASE_FIELDS, normalise_diagnosis
+from scrubber.derive import DERIVED
 from scrubber.errors import ConfigProblem, RuleConfigError
 from scrubber.fields import CAUSES, COLUMNS_BY_NAME, PAYER_TYPES, PHI_COLUMNS, SEVERITIES, FieldType
 from scrubber.model import (
-    COMPARISONS, ORDERINGS, PRESENCE, VALUE_LISTS, All, AnyOf, Condition, Example, Leaf, Not, Op,
-    Rule, Source, Where,
+    COMPARISONS,
+    ORDERINGS,
+    PRESENCE,
+    VALUE_LISTS,
+    All,
+    AnyOf,
+    Condition,
+    Example,
+    Leaf,
+    Not,
+    Op,
+    Rule,
+    Source,
+    Where,
 )
 from scrubber.reference import ReferenceData, load_reference
 

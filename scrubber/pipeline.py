@@ -5,35 +5,22 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timezone, UTC
 from pathlib import Path
 
 from scrubber import output, progress
 from scrubber.claims import load_mapping, read_batch
+from scrubber.errors import RuleConfigError
 from scrubber.junit import render_junit
 from scrubber.loader import BUNDLED_RULES, load_pack
+from scrubber.progress import stage
 from scrubber.report import EXPECTED_PAYMENT, Report, build_summary, line_dollars
 from scrubber.report_html import render_html
-from scrubber.summary_md import render_markdown
-from scrubber.errors import RuleConfigError
 from scrubber.scrub import PARALLEL_MIN_LINES, scrub
 from scrubber.selftest import baseline_problems
-
+from scrubber.summary_md import render_markdown
 
 STAGES = ("load rules", "read", "scrub", "annotate", "summarise", "write")  # the top-level stages, in order
-
-
-@contextmanager
-def stage(name: str) -> Iterator[None]:
-    """Time a stage; with SCRUBBER_TIMINGS=1 print its name and seconds to stderr (never data).
-    While progress is shown (a terminal, not --quiet), the stage is named there."""
-    started = time.perf_counter()
-    with progress.entered(name):
-        yield
-    if os.environ.get("SCRUBBER_TIMINGS") == "1":
-        print(f"scrubber: {name}: {time.perf_counter() - started:.2f} s", file=sys.stderr)
 
 
 def run_scrub(inputs: list[Path], out: Path, rules_dirs: list[Path], mapping: Path | None, fmt: str,
@@ -61,7 +48,7 @@ def append_step_summary(markdown: str) -> None:
 
 def _run(inputs: list[Path], out: Path, rules_dirs: list[Path], mapping: Path | None, fmt: str,
          fail_on: str, select: list[str], ignore: list[str], run_date: date, workers: int) -> tuple[Report, str]:
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     clock = time.perf_counter()
     with stage("load rules"):
         pack = load_pack(rules_dirs or [BUNDLED_RULES], select, ignore)

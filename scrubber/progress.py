@@ -8,6 +8,8 @@ never data.
 from __future__ import annotations
 
 import os
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -68,3 +70,14 @@ def entered(name: str) -> Iterator[None]:
         yield
     finally:
         stages.leave(top_level)
+
+
+@contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Time a stage; with SCRUBBER_TIMINGS=1 print its name and seconds to stderr (never data).
+    While progress is shown (a terminal, not --quiet), the stage is named there."""
+    started = time.perf_counter()
+    with entered(name):
+        yield
+    if os.environ.get("SCRUBBER_TIMINGS") == "1":
+        print(f"scrubber: {name}: {time.perf_counter() - started:.2f} s", file=sys.stderr)

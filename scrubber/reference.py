@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import importlib.util
 import io
 import re
 from dataclasses import dataclass, field
-import importlib.util
 from datetime import date
 from pathlib import Path
 from typing import Any

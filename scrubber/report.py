@@ -140,7 +140,7 @@ def build_summary(
             "hashes": dict(sorted(pack_hashes(pack).items())),
         },
         "lines": {"total": len(status), **counts},
-        "findings": int(len(findings)),
+        "findings": len(findings),
         "by_status": counts,
         "by_cause": _counts(findings, "cause"),
         "by_rule": _counts(findings, "rule_id"),

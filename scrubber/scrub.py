@@ -20,6 +20,7 @@ from scrubber.derive import ICD_PATTERN, DeriveContext, derive
 from scrubber.fields import FieldType
 from scrubber.loader import RulePack, field_types
 from scrubber.model import All, Leaf, Op, Rule
+from scrubber.progress import stage
 
 PARALLEL_MIN_LINES = 20_000
 FINDING_COLUMNS = ["row", "claim_id", "line_no", "rule_id", "cause", "severity", "carc", "message", "fix"]
@@ -201,8 +202,6 @@ def scrub(batch: ClaimBatch, pack: RulePack, run_date: date, workers: int = 1) -
     rule reads is exact within one patient's lines, so findings are the same, in the same order,
     whatever the number of workers.
     """
-    from scrubber.pipeline import stage
-
     if len(batch.typed) == 0:  # a header-only export: nothing to derive or evaluate
         return ScrubResult(pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS}))
     with stage("derive batch-wide facts"):
