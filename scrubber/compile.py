@@ -8,9 +8,11 @@ Each guard below answers a measured engine pitfall (engine-notes §4):
 - P9/P14: constants are typed against the field (a text field never meets a number; dates become
   YYYYMMDD integers; text is never ordered with lt/gt, whose engine ordering is wrong).
 - P12: `$or` fires once per true branch; the engine module collects matches into a set.
-- P13: regexes are translated (`regex.py`); a negated `matches`, which the engine cannot express,
-  and `in` lists longer than `MAX_OR_BRANCHES` (P16: wide `$or` hangs the engine) become flag
-  columns computed with pandas before the facts are encoded, and the engine tests the flag.
+- P13: the engine's own regex (its dialect, and the hangs, crashes and wrong answers the
+  differential tests found) is never used: `matches` and `in` lists longer than `MAX_OR_BRANCHES`
+  (P16: wide `$or` hangs the engine) become flag columns computed with pandas (Python's `re`, once
+  per distinct value) before the facts are encoded, and the engine tests the flag. Patterns are
+  still held to the documented subset in `regex.py`.
 - P6: every rule pattern is anchored on the discriminator `__k == "c"`.
 """
 
@@ -25,7 +27,6 @@ from typing import Any
 
 import numpy as np
 
-from scrubber import regex
 from scrubber.fields import FieldType
 from scrubber.model import All, Condition, Leaf, Not, Op
 
@@ -205,20 +206,19 @@ class _Compiler:
         if op is Op.HAS_NONE:
             return self._has_any(leaf) if negate else self._has_none(leaf)
         if op is Op.MATCHES:
-            if negate or regex.has_alternation(leaf.value):
-                # The engine has no "does not match", and its DFA merges overlapping alternatives
-                # wrongly ('a{3}.[^X]?|[^+]|..{3}.' rejects 'aaab'; found by tests/test_differential.py):
-                # pandas computes these with Python's exact semantics and the engine tests the flag.
-                flag = self._flag(leaf, "fullmatch", pattern=leaf.value)
-                return self._or([self._nex(leaf.field), {flag: False}]) if negate else {flag: True}
-            return {"$mt": {leaf.field: regex.translate(leaf.value)}}
+            # Never the engine's own regex: it merges overlapping alternatives wrongly
+            # ('a{3}.[^X]?|[^+]|..{3}.' rejects 'aaab'), its compiler never returns on 'x*(b?)*'
+            # and aborts the process on '(1.+)?.[^0-c]*' (all found by tests/test_differential.py).
+            # Python's re decides, once per distinct value; the engine tests the flag.
+            flag = self._flag(leaf, "fullmatch", pattern=leaf.value)
+            return self._or([self._nex(leaf.field), {flag: False}]) if negate else {flag: True}
         raise ValueError(f"unknown op {op}")
 
     @staticmethod
     def _flagged(leaf: Leaf, negate: bool) -> bool:
         """Whether the leaf compiles to a pandas-computed flag instead of a test on the value."""
         long_list = leaf.op in (Op.IN, Op.NOT_IN) and len(dict.fromkeys(leaf.value)) > MAX_OR_BRANCHES
-        return long_list or (leaf.op is Op.MATCHES and (negate or regex.has_alternation(leaf.value)))
+        return long_list or leaf.op is Op.MATCHES
 
     def cond(self, cond: Condition, negate: bool = False) -> dict[str, Any]:
         if isinstance(cond, Leaf):

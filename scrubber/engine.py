@@ -12,7 +12,6 @@ marker fact whose rule must fire, or the batch was silently truncated (P1).
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
@@ -47,21 +46,6 @@ def _handle(compiled: CompiledRule) -> int:
         except Exception as exc:  # the engine raises its own bare error type
             raise EngineError(f"rule {compiled.rule_id} cannot be loaded by the engine: {exc}") from None
     return _handles[key]
-
-
-@functools.cache
-def pattern_error(engine_pattern: str) -> str | None:
-    """Trial-compile one translated regex in the engine (once per pattern); its error, if any.
-
-    The translator only emits what the engine was measured to accept; this catches the rest at
-    load time instead of in the middle of a nightly run.
-    """
-    ruleset = {"p": {"all": [{"m": {"$and": [{FACT_KIND: "c"}, {"$mt": {"v": engine_pattern}}]}}]}}
-    try:
-        dre.create_ruleset(f"pattern{len(_handles)}-{pattern_error.cache_info().currsize}", json.dumps(ruleset))
-    except Exception as exc:  # the engine raises its own bare error type with a code
-        return str(exc)
-    return None
 
 
 def check_ruleset(compiled: CompiledRule) -> str | None:

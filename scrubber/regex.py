@@ -47,26 +47,6 @@ def python_flags() -> int:
     return re.ASCII | re.DOTALL
 
 
-def has_alternation(pattern: str) -> bool:
-    """Whether the pattern has a `|` outside a character class (escaped bars do not count)."""
-    depth_class = False
-    i = 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if depth_class:
-            if ch == "]" and pattern[i - 1] != "[" and pattern[i - 2:i] != "[^":
-                depth_class = False
-        elif ch == "[":
-            depth_class = True
-        elif ch == "|":
-            return True
-        i += 1
-    return False
-
-
 def translate(pattern: str) -> str:
     """Return the engine-dialect equivalent of a Python regex, or raise RegexError."""
     if not pattern:
