@@ -91,7 +91,7 @@ class FactFrame:
             series = self.frame[name]
             ftype = self.types[name]
             if ftype is FieldType.LIST:
-                series = series.where(series != "", None)
+                series = series.where(series.str.strip(";") != "", None)  # ";;" holds no item: empty
             codes, uniques = pd.factorize(series, use_na_sentinel=True)
             key = json.dumps(name)
             fragments = [f"{key}: {_value_json(v, ftype)}" for v in uniques]

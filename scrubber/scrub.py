@@ -155,7 +155,7 @@ def _scrub_lines(base: pd.DataFrame, rows: np.ndarray, pack: RulePack, run_date:
     frame = derive(frame, DeriveContext(pack.reference, run_date), fields_used(pack), scopes=("line", "patient"))
     shard = _Shard(pack, frame, engine.FactFrame(frame, field_types()),
                    frame["claim_id"].to_numpy(dtype=object), frame["line_no"].to_numpy(dtype=object),
-                   frame["payer_type"].to_numpy(dtype=object), frame["payer_id"].to_numpy(dtype=object))
+                   frame["payer_type"].fillna("").to_numpy(dtype=object), frame["payer_id"].fillna("").to_numpy(dtype=object))
     parts = [f for f in (_findings_of(rule, shard) for rule in pack.rules) if f is not None]
     for part in parts:
         part["row"] = rows[part["row"].to_numpy()]
@@ -186,7 +186,8 @@ def patient_shards(patient_id: pd.Series, count: int) -> list[np.ndarray]:
     """Split the rows into `count` shards by patient, each patient (and all missing ids) in one shard,
     rows in input order within a shard."""
     shard = pd.util.hash_pandas_object(patient_id, index=False).to_numpy() % np.uint64(count)
-    return [np.flatnonzero(shard == i) for i in range(count)]
+    shards = [np.flatnonzero(shard == i) for i in range(count)]
+    return [rows for rows in shards if len(rows)]  # one patient's batch leaves the other shards empty
 
 
 def default_workers() -> int:

@@ -55,7 +55,7 @@ def _pattern(text: str) -> re.Pattern[str]:
 
 
 def _like(value: Any, constant: Any) -> Any:
-    """A constant for a number field is a float64, like the field's values (2**53 + 1 is 2**53)."""
+    """A constant for a number field is a float64, like the field's values (`2**53 + 1` is `2**53`)."""
     if isinstance(value, float) and isinstance(constant, int) and not isinstance(constant, bool):
         return float(constant)
     return constant
@@ -109,7 +109,7 @@ def _leaf(leaf: Leaf, line: Mapping[str, Any]) -> bool:
     raise ValueError(f"unknown op {op}")
 
 
-# -- typed frame rows -> reference lines -----------------------------------------------------------
+# -- typed frame rows -> reference lines ------------------------------------------------------------
 def _is_missing(value: Any) -> bool:
     if value is None or value is pd.NA or value is pd.NaT:
         return True
