@@ -13,7 +13,7 @@ import hashlib
 import re
 import string
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -593,6 +593,3 @@ def _selected(rule: Rule, select: Iterable[str], ignore: Iterable[str]) -> bool:
         return False
     return rule.id not in skipped and rule.cause not in skipped
 
-
-def with_severity(rule: Rule, severity: str) -> Rule:
-    return replace(rule, severity=severity)
