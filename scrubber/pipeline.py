@@ -10,7 +10,7 @@ from pathlib import Path
 
 from scrubber import output, progress
 from scrubber.claims import load_mapping, read_batch
-from scrubber.errors import RuleConfigError
+from scrubber.errors import InputError, RuleConfigError
 from scrubber.junit import render_junit
 from scrubber.loader import BUNDLED_RULES, load_pack
 from scrubber.progress import stage
@@ -25,9 +25,12 @@ STAGES = ("load rules", "read", "scrub", "annotate", "summarise", "write")  # th
 
 def run_scrub(inputs: list[Path], out: Path, rules_dirs: list[Path], mapping: Path | None, fmt: str,
               fail_on: str, select: list[str], ignore: list[str], run_date: date, workers: int = 1,
-              show_progress: bool = False) -> Report:
+              show_progress: bool = False, engine: str = "local", scheduler: str | None = None) -> Report:
+    if scheduler and engine != "dask":
+        raise InputError("--scheduler needs --engine dask")
     with progress.shown(show_progress, len(STAGES)):
-        report, markdown = _run(inputs, out, rules_dirs, mapping, fmt, fail_on, select, ignore, run_date, workers)
+        report, markdown = _run(inputs, out, rules_dirs, mapping, fmt, fail_on, select, ignore, run_date, workers,
+                                engine, scheduler)
     append_step_summary(markdown)
     return report
 
@@ -47,7 +50,8 @@ def append_step_summary(markdown: str) -> None:
 
 
 def _run(inputs: list[Path], out: Path, rules_dirs: list[Path], mapping: Path | None, fmt: str,
-         fail_on: str, select: list[str], ignore: list[str], run_date: date, workers: int) -> tuple[Report, str]:
+         fail_on: str, select: list[str], ignore: list[str], run_date: date, workers: int,
+         engine: str = "local", scheduler: str | None = None) -> tuple[Report, str]:
     started = datetime.now(UTC)
     clock = time.perf_counter()
     with stage("load rules"):
@@ -55,10 +59,16 @@ def _run(inputs: list[Path], out: Path, rules_dirs: list[Path], mapping: Path | 
         too_broad = baseline_problems(pack)  # a rule that flags the clean baseline line would flag everything
         if too_broad:
             raise RuleConfigError(too_broad)
-    with stage("read"):
-        batch = read_batch(inputs, load_mapping(mapping))
-    with stage("scrub"):
-        result = scrub(batch, pack, run_date, workers)
+    if engine == "dask":  # read and scrub on the cluster's workers; the outputs are written here
+        from scrubber.distributed import read_and_scrub
+
+        with stage("scrub"):
+            batch, result = read_and_scrub(inputs, load_mapping(mapping), pack, run_date, scheduler)
+    else:
+        with stage("read"):
+            batch = read_batch(inputs, load_mapping(mapping))
+        with stage("scrub"):
+            result = scrub(batch, pack, run_date, workers)
     with stage("annotate"):
         annotated = output.annotated_frame(batch, result)
     inputs_info = [
