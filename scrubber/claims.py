@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from scrubber import yamlfile
@@ -422,6 +423,57 @@ def _empty_column(ftype: FieldType, index: pd.Index) -> pd.Series:
     return pd.Series(pd.NA, index=index, dtype=dtype)
 
 
+def _parse_column(name: str, ftype: FieldType, raw: pd.Series) -> tuple[pd.Series, list[pd.Series]]:
+    """One canonical column parsed to its type, and its `name: 'value' reason` problems."""
+    problems: list[pd.Series] = []
+    values = _text(raw)
+    too_long = values.str.len().gt(MAX_CELL).fillna(False).astype(bool)
+    if too_long.any():
+        length = values.str.len().astype("string")
+        reason = "value is " + length + f" characters long; at most {MAX_CELL}"
+        problems.append((f"{name}: " + reason).where(too_long))
+        values = values.mask(too_long)
+    problem = None
+    if ftype is FieldType.INT:
+        series, problem = _parse_int(values)
+    elif ftype is FieldType.NUMBER:
+        series, problem = _parse_number(values)
+    elif ftype is FieldType.DATE:
+        series, problem = _parse_date(values)
+    elif ftype is FieldType.LIST:
+        series = _parse_list(values, diagnosis=name == "dx_codes")
+    elif name == "payer_type":
+        norm = values.str.lower().str.replace(r"[\s\-]+", "_", regex=True)
+        bad = norm.notna() & ~norm.isin(PAYER_TYPES)
+        problem = _problem(values, bad, f"is not one of {', '.join(PAYER_TYPES)}")
+        series = norm.mask(bad)
+    elif name == "cpt":
+        series = values.str.upper()
+    elif name == "pos":
+        # Spreadsheets drop the leading zero of POS 02: a single digit is padded back.
+        series = values.where(~values.str.fullmatch(r"\d").fillna(False).astype(bool), "0" + values)
+    else:
+        series = values
+    if problem is not None and name not in PHI_COLUMNS:
+        problems.append(f"{name}: " + problem)
+    return series, problems
+
+
+def _parse_distinct(name: str, ftype: FieldType, raw: pd.Series) -> tuple[pd.Series, list[pd.Series]]:
+    """`_parse_column` run once per distinct cell and broadcast back: an export repeats its dates,
+    codes and amounts on thousands of lines, and every parse is per cell."""
+    codes, uniques = pd.factorize(raw, use_na_sentinel=True)
+    if len(uniques) * 2 > len(raw):  # mostly distinct (claim and patient ids): nothing to share
+        return _parse_column(name, ftype, raw)
+    distinct = pd.Series(np.append(np.asarray(uniques, dtype=object), None), dtype=object)  # code -1: missing
+
+    def spread(series: pd.Series) -> pd.Series:
+        return pd.Series(series.array.take(codes), index=raw.index)  # take: -1 picks the missing last one
+
+    series, problems = _parse_column(name, ftype, distinct)
+    return spread(series), [spread(p) for p in problems]
+
+
 def type_columns(raw: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
     """Parse the canonical columns; add `unreadable_values` and `missing_required`."""
     typed: dict[str, pd.Series] = {}
@@ -430,37 +482,8 @@ def type_columns(raw: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
         if name not in columns:
             typed[name] = _empty_column(spec.type, raw.index)
             continue
-        values = _text(raw[columns[name]])
-        too_long = values.str.len().gt(MAX_CELL).fillna(False).astype(bool)
-        if too_long.any():
-            length = values.str.len().astype("string")
-            reason = "value is " + length + f" characters long; at most {MAX_CELL}"
-            problems.append((f"{name}: " + reason).where(too_long))
-            values = values.mask(too_long)
-        problem = None
-        if spec.type is FieldType.INT:
-            series, problem = _parse_int(values)
-        elif spec.type is FieldType.NUMBER:
-            series, problem = _parse_number(values)
-        elif spec.type is FieldType.DATE:
-            series, problem = _parse_date(values)
-        elif spec.type is FieldType.LIST:
-            series = _parse_list(values, diagnosis=name == "dx_codes")
-        elif name == "payer_type":
-            norm = values.str.lower().str.replace(r"[\s\-]+", "_", regex=True)
-            bad = norm.notna() & ~norm.isin(PAYER_TYPES)
-            problem = _problem(values, bad, f"is not one of {', '.join(PAYER_TYPES)}")
-            series = norm.mask(bad)
-        elif name == "cpt":
-            series = values.str.upper()
-        elif name == "pos":
-            # Spreadsheets drop the leading zero of POS 02: a single digit is padded back.
-            series = values.where(~values.str.fullmatch(r"\d").fillna(False).astype(bool), "0" + values)
-        else:
-            series = values
-        if problem is not None and name not in PHI_COLUMNS:
-            problems.append(f"{name}: " + problem)
-        typed[name] = series
+        typed[name], found = _parse_distinct(name, spec.type, raw[columns[name]])
+        problems.extend(found)
     frame = pd.DataFrame(typed, index=raw.index)
     row_problems = raw.attrs.get("row_problems", {})
     if row_problems:
