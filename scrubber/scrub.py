@@ -148,7 +148,7 @@ def _findings_of(rule: Rule, shard: _Shard) -> pd.DataFrame | None:
     })
 
 
-def _scrub_lines(base: pd.DataFrame, rows: np.ndarray, pack: RulePack, run_date: date) -> list[pd.DataFrame]:
+def scrub_lines(base: pd.DataFrame, rows: np.ndarray, pack: RulePack, run_date: date) -> list[pd.DataFrame]:
     """Derive the line and patient facts of `rows` (whole patients), run every rule, return findings
     numbered by their row in the batch."""
     frame = base.iloc[rows]
@@ -168,7 +168,7 @@ _SHARED: tuple[pd.DataFrame, RulePack, date] | None = None  # set before forking
 def _scrub_shard(rows: np.ndarray) -> list[pd.DataFrame]:
     """A worker's shard (runs in a forked process that shares the batch copy-on-write)."""
     assert _SHARED is not None
-    return _scrub_lines(_SHARED[0], rows, _SHARED[1], _SHARED[2])
+    return scrub_lines(_SHARED[0], rows, _SHARED[1], _SHARED[2])
 
 
 def _in_workers(base: pd.DataFrame, shards: list[np.ndarray], pack: RulePack, run_date: date) -> list[pd.DataFrame]:
@@ -185,9 +185,23 @@ def _in_workers(base: pd.DataFrame, shards: list[np.ndarray], pack: RulePack, ru
 def patient_shards(patient_id: pd.Series, count: int) -> list[np.ndarray]:
     """Split the rows into `count` shards by patient, each patient (and all missing ids) in one shard,
     rows in input order within a shard."""
-    shard = pd.util.hash_pandas_object(patient_id, index=False).to_numpy() % np.uint64(count)
+    shard = shard_of(patient_id, count)
     shards = [np.flatnonzero(shard == i) for i in range(count)]
     return [rows for rows in shards if len(rows)]  # one patient's batch leaves the other shards empty
+
+
+def shard_of(patient_id: pd.Series, count: int) -> np.ndarray:
+    """Each line's shard among `count`: a hash of its patient id (every missing id hashes alike)."""
+    return pd.util.hash_pandas_object(patient_id, index=False).to_numpy() % np.uint64(count)
+
+
+def collect(parts: list[pd.DataFrame]) -> ScrubResult:
+    """The findings of every shard in one frame, sorted by row, then rule id."""
+    findings = (
+        pd.concat(parts, ignore_index=True).sort_values(["row", "rule_id"], kind="stable").reset_index(drop=True)
+        if parts else pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS})
+    )
+    return ScrubResult(findings)
 
 
 def default_workers() -> int:
@@ -204,15 +218,11 @@ def scrub(batch: ClaimBatch, pack: RulePack, run_date: date, workers: int = 1) -
     whatever the number of workers.
     """
     if len(batch.typed) == 0:  # a header-only export: nothing to derive or evaluate
-        return ScrubResult(pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS}))
+        return collect([])
     with stage("derive batch-wide facts"):
         base = derive(batch.typed, DeriveContext(pack.reference, run_date), fields_used(pack), scopes=("batch",))
     if workers > 1 and len(base) >= PARALLEL_MIN_LINES:  # forking pays off only for real work
         parts = _in_workers(base, patient_shards(base["patient_id"], workers), pack, run_date)
     else:
-        parts = _scrub_lines(base, np.arange(len(base)), pack, run_date)
-    findings = (
-        pd.concat(parts, ignore_index=True).sort_values(["row", "rule_id"], kind="stable").reset_index(drop=True)
-        if parts else pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS})
-    )
-    return ScrubResult(findings)
+        parts = scrub_lines(base, np.arange(len(base)), pack, run_date)
+    return collect(parts)
