@@ -540,6 +540,11 @@ def read_batch(paths: list[Path], mapping: dict[str, str]) -> ClaimBatch:
         typed.append(type_columns(raw, columns))
         raws.append(raw)
         sources.append((path.name, len(raw)))
+    return batch_of(raws, typed, sources)
+
+
+def batch_of(raws: list[pd.DataFrame], typed: list[pd.DataFrame], sources: list[tuple[str, int]]) -> ClaimBatch:
+    """One batch from the raw and typed frames of its files (or of parts of them), in input order."""
     raw_all = pd.concat(raws, ignore_index=True, sort=False) if len(raws) > 1 else raws[0].reset_index(drop=True)
     typed_all = pd.concat(typed, ignore_index=True) if len(typed) > 1 else typed[0].reset_index(drop=True)
     return ClaimBatch(raw_all, typed_all, sources)
