@@ -68,7 +68,7 @@ def read_raw(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise InputError(f"{path}: no such file")
     try:
-        if name.endswith(".parquet"):
+        if name.endswith(".parquet") or path.is_dir():  # a folder is a Parquet dataset
             import pyarrow.parquet as pq
 
             return _as_text(pq.read_table(path))
@@ -80,7 +80,7 @@ def read_raw(path: Path) -> pd.DataFrame:
         raise
     except Exception as exc:
         raise InputError(f"{path}: cannot be read ({exc.__class__.__name__})") from None
-    raise InputError(f"{path}: unknown file type; expected .csv, .csv.gz, .parquet or .jsonl")
+    raise InputError(f"{path}: unknown file type; expected .csv, .csv.gz, .parquet, .jsonl or a Parquet dataset folder")
 
 
 def _as_text(table: Any) -> pd.DataFrame:

@@ -111,6 +111,12 @@ def findings_jsonl(result: ScrubResult, pack: RulePack) -> str:
 
 
 def file_sha256(path: Path) -> str:
+    """The file's SHA-256; for a folder (a Parquet dataset), the SHA-256 of the `sha256sum`-style
+    listing of every file below it, by relative path."""
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        listing = "".join(f"{file_sha256(f)}  {f.relative_to(path).as_posix()}\n" for f in files)
+        return hashlib.sha256(listing.encode("utf-8")).hexdigest()
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
