@@ -17,6 +17,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -64,23 +65,50 @@ def load_mapping(path: Path | None) -> dict[str, str]:
 
 def read_raw(path: Path) -> pd.DataFrame:
     """Read one export with every cell as text (None for a missing cell in typed formats)."""
+    return next(iter_raw(path, None))
+
+
+def iter_raw(path: Path, chunk_lines: int | None) -> Iterator[pd.DataFrame]:
+    """One export in pieces of about `chunk_lines` lines (None: the whole file as one piece), each
+    read exactly as a whole file is, so that memory stays bounded on exports of millions of lines.
+    CSV and Parquet are read piece by piece; a JSON Lines file is read whole (its columns are the
+    keys of every line)."""
     name = path.name.lower()
     if not path.exists():
         raise InputError(f"{path}: no such file")
+    if not (name.endswith((".parquet", ".jsonl", ".ndjson", ".csv", ".csv.gz")) or path.is_dir()):
+        raise InputError(f"{path}: unknown file type; expected .csv, .csv.gz, .parquet, .jsonl or a Parquet dataset folder")
     try:
         if name.endswith(".parquet") or path.is_dir():  # a folder is a Parquet dataset
-            import pyarrow.parquet as pq
-
-            return _as_text(pq.read_table(path))
-        if name.endswith(".jsonl") or name.endswith(".ndjson"):
-            return _read_jsonl(path)
-        if name.endswith(".csv") or name.endswith(".csv.gz"):
-            return _read_csv(path)
+            yield from _parquet_pieces(path, chunk_lines)
+        elif name.endswith((".jsonl", ".ndjson")):
+            yield _read_jsonl(path)
+        else:
+            yield from _csv_pieces(path, chunk_lines)
     except InputError:
         raise
     except Exception as exc:
+        if name.endswith(".gz") and isinstance(exc, OSError | EOFError):
+            raise InputError(f"{path}: not a valid gzip file") from None
         raise InputError(f"{path}: cannot be read ({exc.__class__.__name__})") from None
-    raise InputError(f"{path}: unknown file type; expected .csv, .csv.gz, .parquet, .jsonl or a Parquet dataset folder")
+
+
+def _parquet_pieces(path: Path, chunk_lines: int | None) -> Iterator[pd.DataFrame]:
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    if chunk_lines is None:
+        yield _as_text(pq.read_table(path))
+        return
+    dataset = ds.dataset(path, format="parquet")
+    empty = True
+    for batch in dataset.to_batches(batch_size=chunk_lines):
+        if batch.num_rows:
+            empty = False
+            yield _as_text(pa.Table.from_batches([batch]))
+    if empty:
+        yield _as_text(dataset.schema.empty_table())
 
 
 def _as_text(table: Any) -> pd.DataFrame:
@@ -128,14 +156,66 @@ def _decode(data: bytes) -> str:
         return "\n".join(_decode_line(line) for line in data.split(b"\n"))
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    data = path.read_bytes()
-    if path.name.lower().endswith(".gz"):
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError):
-            raise InputError(f"{path}: not a valid gzip file") from None
-    header = _csv_header(path, data)
+_BLOCK = 8 << 20  # bytes read at a time when an export is read in pieces
+
+
+def _csv_pieces(path: Path, chunk_lines: int | None) -> Iterator[pd.DataFrame]:
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as stream:
+        if chunk_lines is None:
+            data = stream.read()
+            yield _parse_csv(path, data, _csv_header(path, data))
+            return
+        rest, eof = b"", False
+        while not eof and _header_row(rest) is None:  # blank lines may precede the header row
+            block = stream.read(_BLOCK)
+            eof = not block
+            rest += block
+        header = _csv_header(path, rest)
+        start, end = _header_row(rest) or (0, len(rest))
+        prefix, header_row, rest = rest[:end], rest[start:end], rest[end:]
+        first = True
+        while True:
+            while not eof and rest.count(b"\n") < chunk_lines:
+                block = stream.read(_BLOCK)
+                eof = not block
+                rest += block
+            cut = len(rest) if eof and rest.count(b"\n") < chunk_lines else _cut(rest, chunk_lines)
+            piece, rest = rest[:cut], rest[cut:]
+            if piece or first:
+                yield _parse_csv(path, (prefix if first else header_row) + piece, header)
+            first = False
+            if eof and not rest:
+                return
+
+
+def _header_row(data: bytes) -> tuple[int, int] | None:
+    """Where the header row (the first non-blank line) starts and ends, line break included;
+    None until its line break has been read."""
+    start = 0
+    for found in _LINE_END.finditer(data):
+        if data[start:found.start()].strip(b"\xef\xbb\xbf \t\r,"):
+            return start, found.end()
+        start = found.end()
+    return None
+
+
+def _cut(data: bytes, lines: int) -> int:
+    """Where to end a piece of about `lines` lines: after a line break that is not inside a quoted
+    cell (an even number of quotes before it); after the `lines`-th break if there is none (an
+    unbalanced quote, which the tolerant reader reports line by line)."""
+    raw = np.frombuffer(data, dtype=np.uint8)
+    breaks = np.flatnonzero(raw == 10)
+    quotes = np.flatnonzero(raw == 34)
+    even = np.searchsorted(quotes, breaks) % 2 == 0
+    before = np.flatnonzero(even[:lines])
+    if len(before):
+        return int(breaks[before[-1]]) + 1
+    after = np.flatnonzero(even[lines:])
+    return int(breaks[lines + after[0] if len(after) else lines - 1]) + 1
+
+
+def _parse_csv(path: Path, data: bytes, header: list[str]) -> pd.DataFrame:
     frame = _read_csv_fast(data, header)
     if frame is None:
         frame = _read_csv_tolerant(path, data, header)
@@ -531,16 +611,48 @@ def _combine(parts: list[pd.Series], index: pd.Index, sep: str = "; ") -> pd.Ser
 
 def read_batch(paths: list[Path], mapping: dict[str, str]) -> ClaimBatch:
     """Read every input file, in order, into one batch."""
-    raws: list[pd.DataFrame] = []
-    typed: list[pd.DataFrame] = []
-    sources: list[tuple[str, int]] = []
-    for path in paths:
-        raw = read_raw(path)
-        columns = apply_mapping(raw, mapping, path)
-        typed.append(type_columns(raw, columns))
-        raws.append(raw)
-        sources.append((path.name, len(raw)))
-    return batch_of(raws, typed, sources)
+    pieces = list(iter_pieces(paths, mapping, None))
+    return batch_of([p.raw for p in pieces], [p.typed for p in pieces], sources_of(pieces))
+
+
+@dataclass
+class Piece:
+    """Some lines of one input file (the whole file unless it is read in pieces)."""
+
+    file_index: int  # which input file, in command-line order
+    file: str
+    raw: pd.DataFrame
+    typed: pd.DataFrame
+
+
+def iter_pieces(paths: list[Path], mapping: dict[str, str], chunk_lines: int | None) -> Iterator[Piece]:
+    """Every input file in order, in typed pieces of about `chunk_lines` lines (see iter_raw)."""
+    for index, path in enumerate(paths):
+        for raw in iter_raw(path, chunk_lines):
+            yield Piece(index, path.name, raw, type_columns(raw, apply_mapping(raw, mapping, path)))
+
+
+def sources_of(pieces: list[Piece]) -> list[tuple[str, int]]:
+    """(file name, lines) of each input file, in order."""
+    return count_sources([(p.file_index, p.file, len(p.raw)) for p in pieces])
+
+
+def count_sources(counts: list[tuple[int, str, int]]) -> list[tuple[str, int]]:
+    """(file name, lines) of each input file, in order, from (file index, name, lines) of pieces."""
+    lines: dict[int, tuple[str, int]] = {}
+    for index, name, n in counts:
+        lines[index] = (name, lines.get(index, (name, 0))[1] + n)
+    return [lines[i] for i in sorted(lines)]
+
+
+def estimate_lines(paths: list[Path]) -> int:
+    """A rough line count from file sizes (about 150 bytes a CSV line; compressed formats ~5x),
+    used only to size the spill buckets of a streamed run, never for results."""
+    def size(path: Path) -> int:
+        files = [f for f in path.rglob("*") if f.is_file()] if path.is_dir() else [path]
+        factor = 1 if path.name.lower().endswith(".csv") else 5
+        return factor * sum(f.stat().st_size for f in files)
+    return sum(size(p) for p in paths) // 150
 
 
 def batch_of(raws: list[pd.DataFrame], typed: list[pd.DataFrame], sources: list[tuple[str, int]]) -> ClaimBatch:

@@ -41,7 +41,7 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
         except ScrubberError as exc:
             _fail(str(exc))
         except MemoryError:
-            _fail("out of memory; split the export or use smaller --chunk-size")
+            _fail("out of memory; use a smaller --chunk-lines or fewer --workers")
         except BrokenPipeError:  # `scrubber rules list | head`: the reader left, nothing is wrong
             sys.stderr.close()
             sys.exit(ExitCode.OK)
@@ -111,6 +111,9 @@ def _split(values: tuple[str, ...]) -> list[str]:
 @click.option("--run-date", type=click.DateTime(["%Y-%m-%d"]), help="Date used when submission_date is empty (default: today).")
 @click.option("--workers", type=click.IntRange(1, 64), help="Worker processes (default: the cores available). "
               "Output is identical whatever the number.")
+@click.option("--chunk-lines", type=click.IntRange(10), default=100_000, show_default=True,
+              help="An export with more lines is streamed in pieces of this many: memory grows with it, "
+                   "output is identical whatever it is.")
 @click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
               help="Where the lines are scrubbed: this machine, or a Dask cluster (pip install 'scrubber[dask]').")
 @click.option("--scheduler", metavar="ADDRESS", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 "
@@ -119,7 +122,7 @@ def _split(values: tuple[str, ...]) -> list[str]:
 @guarded
 def run(inputs: tuple[Path, ...], out_dir: Path, rules_dirs: tuple[Path, ...], no_bundled_rules: bool,
         mapping: Path | None, fmt: str, fail_on: str, select: tuple[str, ...], ignore: tuple[str, ...],
-        run_date: datetime | None, workers: int | None, engine: str, scheduler: str | None, quiet: bool) -> None:
+        run_date: datetime | None, workers: int | None, chunk_lines: int, engine: str, scheduler: str | None, quiet: bool) -> None:
     """Scrub claim exports (CSV, CSV.GZ, Parquet, JSON Lines) into an annotated output folder."""
     from scrubber.pipeline import run_scrub
     from scrubber.scrub import default_workers
@@ -128,7 +131,7 @@ def run(inputs: tuple[Path, ...], out_dir: Path, rules_dirs: tuple[Path, ...], n
         inputs=list(inputs), out=out_dir, rules_dirs=rule_dirs(rules_dirs, no_bundled_rules), mapping=mapping, fmt=fmt,
         fail_on=fail_on, select=_split(select), ignore=_split(ignore),
         run_date=run_date.date() if run_date else date.today(), workers=workers or default_workers(),
-        show_progress=not quiet and sys.stderr.isatty(), engine=engine, scheduler=scheduler,
+        show_progress=not quiet and sys.stderr.isatty(), engine=engine, scheduler=scheduler, chunk_lines=chunk_lines,
     )
     if not quiet:
         click.echo(f"{report} -> {out_dir}")

@@ -43,6 +43,9 @@ class Family:
     # line's patient: duplicates, day totals, same-day codes), "batch" (every line: sessions span
     # patients, claim line keys). Work may be split by patient for the first two only.
     scope: str = "line"
+    # For a batch family: the column whose value groups the lines it spans (a session, a claim),
+    # so a batch too large for memory can be split by it (stream.py).
+    key: str | None = None
 
 
 @dataclass
@@ -61,13 +64,13 @@ SCOPES = ("line", "patient", "batch")
 
 
 def family(name: str, reads: tuple[str, ...], data: tuple[str, ...], fields: list[tuple[str, FieldType, str]],
-           scope: str = "line"):
-    """Register a function computing a family of derived fields (see Family.scope)."""
-    assert scope in SCOPES
+           scope: str = "line", key: str | None = None):
+    """Register a function computing a family of derived fields (see Family.scope and key)."""
+    assert scope in SCOPES and (key is not None) == (scope == "batch") and (key is None or key in reads)
 
     def register(fn: Callable[[pd.DataFrame, DeriveContext], dict[str, pd.Series]]):
         specs = tuple(DerivedField(n, t, d, name) for n, t, d in fields)
-        FAMILIES[name] = Family(name, reads, data, fn, specs, scope)
+        FAMILIES[name] = Family(name, reads, data, fn, specs, scope, key)
         for spec in specs:
             DERIVED[spec.name] = spec
         return fn
@@ -415,6 +418,7 @@ def _time(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
         ("session_edu_code_count", T.INT, "number of distinct education codes billed for the session and date"),
     ],
     scope="batch",
+    key="session_id",
 )
 def _sessions(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     rows = ctx.reference.tables.get("education_group_codes.csv", [])
@@ -486,10 +490,12 @@ def _duplicates(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]
     data=(),
     fields=[("line_key_count", T.INT, "how many lines in the batch share this line's claim_id and line_no")],
     scope="batch",
+    key="claim_id",
 )
 def _line_keys(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
-    line_key = frame.groupby(["claim_id", "line_no"], dropna=False, sort=False)["cpt"].transform("size")
-    return {"line_key_count": line_key.astype("Int64")}
+    group = frame.groupby(["claim_id", "line_no"], dropna=False, sort=False).ngroup().to_numpy()
+    count = np.bincount(group, minlength=1)[group] if len(group) else np.zeros(0, dtype=np.int64)
+    return {"line_key_count": pd.Series(count, index=frame.index, dtype="Int64")}
 
 
 # -- same-day bundling ----------------------------------------------------------------------------

@@ -18,12 +18,12 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
 
-from scrubber.claims import ClaimBatch, header_text
+from scrubber.claims import header_text
 from scrubber.loader import RulePack
 from scrubber.scrub import ScrubResult
 
@@ -73,9 +73,10 @@ def neutralise_formulas(values: pd.Series) -> pd.Series:
     return text.where(~quote, "'" + text)
 
 
-def annotated_frame(batch: ClaimBatch, result: ScrubResult) -> pd.DataFrame:
-    notes = line_annotations(len(batch.raw), result.findings)
-    raw = batch.raw.copy()
+def annotated_frame(raw: pd.DataFrame, findings: pd.DataFrame) -> pd.DataFrame:
+    """The raw cells of the lines (rows 0..n-1 of `findings`) with the scrub_ columns after them."""
+    notes = line_annotations(len(raw), findings)
+    raw = raw.copy()
     for column in SCRUB_COLUMNS:
         if column in raw.columns:  # an export that already went through the scrubber
             raw = raw.drop(columns=column)
@@ -124,29 +125,80 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    """Arrow's CSV writer (20x pandas' to_csv): every text cell quoted, a missing cell left empty."""
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    with path.open("wb") as handle:
+        write_csv_rows(frame, handle, header=True)
+
+
+def write_csv_rows(frame: pd.DataFrame, handle: BinaryIO, header: bool) -> None:
+    """Arrow's CSV writer (20x pandas' to_csv): every text cell quoted, a missing cell left empty;
+    formulas neutralised. Appends to `handle`, with the header row first when `header`."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     columns = [pa.array(neutralise_formulas(frame[c]).astype("string"), pa.string(), from_pandas=True)
                for c in frame.columns]
-    header = [header_text(c) for c in frame.columns]
-    table = pa.Table.from_arrays(columns, names=[f"c{i}" for i in range(len(header))])  # headers may repeat
-    with path.open("wb") as handle:
-        handle.write((",".join('"' + h.replace('"', '""') + '"' for h in header) + "\n").encode("utf-8"))
-        pacsv.write_csv(table, handle, write_options=pacsv.WriteOptions(include_header=False))
+    names = [header_text(c) for c in frame.columns]
+    if header:
+        handle.write((",".join('"' + h.replace('"', '""') + '"' for h in names) + "\n").encode("utf-8"))
+    table = pa.Table.from_arrays(columns, names=[f"c{i}" for i in range(len(names))])  # headers may repeat
+    pacsv.write_csv(table, handle, write_options=pacsv.WriteOptions(include_header=False))
 
 
-def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    # Input cells are text as read; parquet keeps them as strings (None for missing).
-    safe = frame.astype(object).where(frame.notna(), None)
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    with ParquetRows(path) as rows:
+        rows.append(parquet_table(frame))
+
+
+class ParquetRows:
+    """Appends tables to a Parquet file in row groups of a fixed size, so the file's bytes do not
+    depend on how the rows arrived (one frame, or a streamed run's pieces)."""
+
+    ROW_GROUP = 65_536
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.writer: Any = None
+        self.pending: list[Any] = []
+
+    def append(self, table: Any) -> None:
+        self.pending.append(table)
+        if sum(t.num_rows for t in self.pending) >= self.ROW_GROUP:
+            self._flush(whole_groups=True)
+
+    def _flush(self, whole_groups: bool) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.concat_tables(self.pending)
+        n = table.num_rows // self.ROW_GROUP * self.ROW_GROUP if whole_groups else table.num_rows
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, table.schema)
+        if n or not whole_groups:
+            self.writer.write_table(table.slice(0, n), row_group_size=self.ROW_GROUP)
+        self.pending = [table.slice(n)]
+
+    def __enter__(self) -> ParquetRows:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None and self.pending:
+            self._flush(whole_groups=False)
+        if self.writer is not None:
+            self.writer.close()
+
+
+def parquet_table(frame: pd.DataFrame) -> Any:
+    """The annotated lines as an Arrow table of strings (None for missing), for Parquet."""
+    import pyarrow as pa
+
     # Parquet needs distinct column names: a blank or repeated header gets its position appended.
-    safe.columns = [header_text(c) if header_text(c) == c else f"{header_text(c) or 'column'}_{c.split(chr(0))[1].split()[-1]}"
-                    for c in frame.columns]
-    for column in safe.columns:
-        safe[column] = safe[column].map(lambda v: v if v is None or isinstance(v, str) else str(v))
-    safe.to_parquet(path, index=False)
+    names = [header_text(c) if header_text(c) == c else f"{header_text(c) or 'column'}_{c.split(chr(0))[1].split()[-1]}"
+             for c in frame.columns]
+    columns = [pa.array(frame[c].map(lambda v: v if v is None or isinstance(v, str) else str(v), na_action="ignore")
+                        .astype(object).where(frame[c].notna(), None), pa.string(), from_pandas=True)
+               for c in frame.columns]
+    return pa.Table.from_arrays(columns, names=names)
 
 
 def _write_in_child(write: Callable[[Path], None], path: Path) -> multiprocessing.process.BaseProcess:

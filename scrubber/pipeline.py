@@ -2,35 +2,44 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import shutil
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime, UTC
 from pathlib import Path
 
+import pandas as pd
+
 from scrubber import output, progress
-from scrubber.claims import load_mapping, read_batch
+from scrubber.claims import ClaimBatch, Piece, batch_of, estimate_lines, iter_pieces, load_mapping, sources_of
 from scrubber.errors import InputError, RuleConfigError
 from scrubber.junit import render_junit
-from scrubber.loader import BUNDLED_RULES, load_pack
+from scrubber.loader import BUNDLED_RULES, RulePack, load_pack
 from scrubber.progress import stage
 from scrubber.report import EXPECTED_PAYMENT, Report, build_summary, line_dollars
 from scrubber.report_html import render_html
-from scrubber.scrub import PARALLEL_MIN_LINES, scrub
+from scrubber.scrub import PARALLEL_MIN_LINES, ScrubResult, scrub
 from scrubber.selftest import baseline_problems
+from scrubber.stream import scrub_streamed
 from scrubber.summary_md import render_markdown
 
 STAGES = ("load rules", "read", "scrub", "annotate", "summarise", "write")  # the top-level stages, in order
+CHUNK_LINES = 100_000  # an export with more lines is streamed in pieces of this many (bounded memory)
 
 
 def run_scrub(inputs: list[Path], out: Path, rules_dirs: list[Path], mapping: Path | None, fmt: str,
               fail_on: str, select: list[str], ignore: list[str], run_date: date, workers: int = 1,
-              show_progress: bool = False, engine: str = "local", scheduler: str | None = None) -> Report:
+              show_progress: bool = False, engine: str = "local", scheduler: str | None = None,
+              chunk_lines: int = CHUNK_LINES) -> Report:
     if scheduler and engine != "dask":
         raise InputError("--scheduler needs --engine dask")
     with progress.shown(show_progress, len(STAGES)):
         report, markdown = _run(inputs, out, rules_dirs, mapping, fmt, fail_on, select, ignore, run_date, workers,
-                                engine, scheduler)
+                                engine, scheduler, chunk_lines)
     append_step_summary(markdown)
     return report
 
@@ -51,7 +60,7 @@ def append_step_summary(markdown: str) -> None:
 
 def _run(inputs: list[Path], out: Path, rules_dirs: list[Path], mapping: Path | None, fmt: str,
          fail_on: str, select: list[str], ignore: list[str], run_date: date, workers: int,
-         engine: str = "local", scheduler: str | None = None) -> tuple[Report, str]:
+         engine: str, scheduler: str | None, chunk_lines: int) -> tuple[Report, str]:
     started = datetime.now(UTC)
     clock = time.perf_counter()
     with stage("load rules"):
@@ -59,21 +68,77 @@ def _run(inputs: list[Path], out: Path, rules_dirs: list[Path], mapping: Path | 
         too_broad = baseline_problems(pack)  # a rule that flags the clean baseline line would flag everything
         if too_broad:
             raise RuleConfigError(too_broad)
-    if engine == "dask":  # read and scrub on the cluster's workers; the outputs are written here
-        from scrubber.distributed import read_and_scrub
+    scrubbed = (_scrub_on_cluster(inputs, load_mapping(mapping), pack, run_date, scheduler, fmt) if engine == "dask"
+                else _scrub_here(inputs, load_mapping(mapping), pack, run_date, workers, fmt, out, chunk_lines))
+    try:
+        return _report_and_write(scrubbed, inputs, out, pack, fmt, fail_on, run_date, workers, started, clock)
+    finally:
+        if scrubbed.spill is not None:
+            shutil.rmtree(scrubbed.spill, ignore_errors=True)
 
-        with stage("scrub"):
-            batch, result = read_and_scrub(inputs, load_mapping(mapping), pack, run_date, scheduler)
-    else:
-        with stage("read"):
-            batch = read_batch(inputs, load_mapping(mapping))
+
+@dataclass
+class _Scrubbed:
+    """A scrubbed run, however it was scrubbed: what the summary and reports read, and the writers
+    of the annotated file and findings.jsonl."""
+
+    lines: pd.DataFrame  # typed columns of every line (at least stream.REPORT_COLUMNS)
+    status: pd.Series  # scrub_status of every line
+    findings: pd.DataFrame
+    sources: list[tuple[str, int]]
+    writers: dict[str, Callable[[Path], None]]
+    spill: Path | None = None  # a streamed run's spill folder, removed at the end
+
+
+def _in_memory(batch: ClaimBatch, result: ScrubResult, pack: RulePack, fmt: str) -> _Scrubbed:
+    with stage("annotate"):
+        annotated = output.annotated_frame(batch.raw, result.findings)
+    name = "annotated.parquet" if fmt == "parquet" else "annotated.csv"
+    write = output.write_parquet if fmt == "parquet" else output.write_csv
+    writers = {
+        name: lambda p: write(annotated, p),
+        "findings.jsonl": lambda p: p.write_text(output.findings_jsonl(result, pack), encoding="utf-8"),
+    }
+    return _Scrubbed(batch.typed, annotated["scrub_status"], result.findings, batch.sources, writers)
+
+
+def _scrub_on_cluster(inputs: list[Path], mapping: dict[str, str], pack: RulePack, run_date: date,
+                      scheduler: str | None, fmt: str) -> _Scrubbed:
+    """Read and scrub on a Dask cluster's workers; the outputs are written here."""
+    from scrubber.distributed import read_and_scrub
+
+    with stage("scrub"):
+        batch, result = read_and_scrub(inputs, mapping, pack, run_date, scheduler)
+    return _in_memory(batch, result, pack, fmt)
+
+
+def _scrub_here(inputs: list[Path], mapping: dict[str, str], pack: RulePack, run_date: date, workers: int,
+                fmt: str, out: Path, chunk_lines: int) -> _Scrubbed:
+    """An export of up to `chunk_lines` lines is scrubbed in memory; a larger one is streamed."""
+    pieces = iter_pieces(inputs, mapping, chunk_lines)
+    with stage("read"):
+        first: list[Piece] = []
+        for piece in pieces:
+            first.append(piece)
+            if sum(len(p.raw) for p in first) > chunk_lines:
+                break
+        else:
+            batch = batch_of([p.raw for p in first], [p.typed for p in first], sources_of(first))
+    if len(first) and sum(len(p.raw) for p in first) <= chunk_lines:
         with stage("scrub"):
             result = scrub(batch, pack, run_date, workers)
-    with stage("annotate"):
-        annotated = output.annotated_frame(batch, result)
+        return _in_memory(batch, result, pack, fmt)
+    run = scrub_streamed(itertools.chain(first, pieces), pack, run_date, workers, fmt, out.resolve(),
+                         estimate_lines(inputs), chunk_lines)
+    moved = {p.name: (lambda target, source=p: os.replace(source, target)) for p in (run.annotated, run.findings_jsonl)}
+    return _Scrubbed(run.lines, run.status, run.findings, run.sources, moved, run.root)
+
+
+def _report_and_write(scrubbed: _Scrubbed, inputs: list[Path], out: Path, pack: RulePack, fmt: str, fail_on: str,
+                      run_date: date, workers: int, started: datetime, clock: float) -> tuple[Report, str]:
     inputs_info = [
         {"file": name, "lines": lines, "sha256": output.file_sha256(path)}
-        for (name, lines), path in zip(batch.sources, inputs, strict=True)
+        for (name, lines), path in zip(scrubbed.sources, inputs, strict=True)
     ]
     run_info = {
         "started": started.isoformat(timespec="seconds"),
@@ -81,25 +146,22 @@ def _run(inputs: list[Path], out: Path, rules_dirs: list[Path], mapping: Path | 
         "run_date": run_date.isoformat(),
     }
     with stage("summarise"):
-        money = line_dollars(batch.typed, pack.reference.tables.get(EXPECTED_PAYMENT, []))
-        summary, report = build_summary(annotated["scrub_status"], result.findings, batch.typed, pack,
+        money = line_dollars(scrubbed.lines, pack.reference.tables.get(EXPECTED_PAYMENT, []))
+        summary, report = build_summary(scrubbed.status, scrubbed.findings, scrubbed.lines, pack,
                                         inputs_info, fail_on, run_info, money)
     run_info["seconds"] = round(time.perf_counter() - clock, 3)
     markdown = render_markdown(summary, {r.id: (r.cause, r.denial_code) for r in pack.rules})
-    annotated_name = "annotated.parquet" if fmt == "parquet" else "annotated.csv"
-    status = annotated["scrub_status"].to_numpy(dtype=object)
+    status = scrubbed.status.to_numpy(dtype=object)
     writers = {
-        annotated_name: (lambda p: output._write_parquet(annotated, p)) if fmt == "parquet"
-        else (lambda p: output._write_csv(annotated, p)),
-        "findings.jsonl": lambda p: p.write_text(output.findings_jsonl(result, pack), encoding="utf-8"),
+        **scrubbed.writers,
         "summary.json": lambda p: p.write_text(output.json_text(summary), encoding="utf-8"),
         # Reports for people and CI (built while a worker writes the annotated file, when there is one).
         "report.html": lambda p: p.write_text(
-            render_html(summary, result.findings, batch.typed, status, money, {r.id: r.name for r in pack.rules}),
+            render_html(summary, scrubbed.findings, scrubbed.lines, status, money, {r.id: r.name for r in pack.rules}),
             encoding="utf-8"),
-        "junit.xml": lambda p: p.write_text(render_junit(summary, result.findings, pack), encoding="utf-8"),
+        "junit.xml": lambda p: p.write_text(render_junit(summary, scrubbed.findings, pack), encoding="utf-8"),
         "summary.md": lambda p: p.write_text(markdown, encoding="utf-8"),
     }
     with stage("write"):
-        output.write_output(out, writers, workers if len(batch.raw) >= PARALLEL_MIN_LINES else 1)
+        output.write_output(out, writers, workers if len(status) >= PARALLEL_MIN_LINES else 1)
     return report, markdown

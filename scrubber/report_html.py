@@ -24,6 +24,9 @@ from scrubber.report import LineDollars
 
 STATUS_ORDER = ("deny", "at-risk", "clean")
 TOP_RULES = 15
+# The table holds the first findings up to this many (in line order): beyond it the page would be
+# too large to open; findings.jsonl and the annotated file have every one.
+TABLE_ROWS = 100_000
 
 
 def esc(value: Any) -> str:
@@ -279,7 +282,10 @@ def render_html(summary: dict[str, Any], findings: pd.DataFrame, typed: pd.DataF
                    _by_severity_rows(findings, "rule_id", lambda k: f"{k}: {rule_names.get(k, '')}", TOP_RULES), sev_legend),
         date_chart("chart-dates", "Line status by service date", typed["service_date"].to_numpy(), status),
     ])
-    data = _script_json(table_data(findings, typed, status, dollars))
+    data = _script_json(table_data(findings.iloc[:TABLE_ROWS], typed, status, dollars))
+    table_note = (f"The table lists the first {TABLE_ROWS:,} of {len(findings):,} findings, in line order; "
+                  "findings.jsonl and the annotated file in this folder have every one."
+                  if len(findings) > TABLE_ROWS else "")
     title = f"Claim scrub report \u2013 {', '.join(i['file'] for i in summary['inputs'])}"
     return _PAGE.format(
         title=esc(title),
@@ -297,6 +303,7 @@ def render_html(summary: dict[str, Any], findings: pd.DataFrame, typed: pd.DataF
         charts=charts,
         estimate_note=esc(money_block.get("estimated", {}).get("basis", "")),
         data=data,
+        table_note=esc(table_note),
         css=_CSS,
         js=_JS,
     )
@@ -552,6 +559,7 @@ _PAGE = """<!DOCTYPE html>
 <div class="charts" id="charts">{charts}</div>
 <section class="table">
 <h2>Findings on flagged lines</h2>
+<p class="note" id="table-note">{table_note}</p>
 <div class="filters" id="filters"><label>Search<input id="search" type="search" placeholder="claim, rule, code, message"></label></div>
 <div class="pager">
 <button id="reset" type="button">Reset filters</button>
