@@ -25,7 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from make_export import make_export  # noqa: E402  (sibling script, not a package)
+from make_export import write_export  # noqa: E402  (sibling script, not a package)
 
 
 def io_floor(path: Path, out_dir: Path) -> float:
@@ -83,7 +83,7 @@ def main() -> None:
     export = work / f"export_{args.lines}.csv"
     if not export.exists():
         started = time.perf_counter()
-        make_export(args.lines).to_csv(export, index=False)
+        write_export(args.lines, export)
         print(f"generated {args.lines:,} lines ({export.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - started:.1f} s")
 
     floor = io_floor(export, work)

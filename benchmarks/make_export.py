@@ -21,11 +21,12 @@ import pandas as pd
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "clinic_export.csv"
 
 
-def make_export(lines: int, seed: int = 7) -> pd.DataFrame:
-    """`lines` claim lines (all text), the sample tiled with fresh ids per copy."""
+def make_export(lines: int, seed: int = 7, first_copy: int = 0) -> pd.DataFrame:
+    """`lines` claim lines (all text), the sample tiled with fresh ids per copy (numbered from
+    `first_copy`)."""
     sample = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False)
     copies = -(-lines // len(sample))
-    copy = np.repeat(np.arange(copies), len(sample))[:lines]
+    copy = np.repeat(np.arange(first_copy, first_copy + copies), len(sample))[:lines]
     frame = pd.concat([sample] * copies, ignore_index=True).iloc[:lines].copy()
     suffix = pd.Series(copy, index=frame.index).astype(str).radd("-")
     for column in ("claim_id", "patient_id", "session_id"):
@@ -38,6 +39,15 @@ def make_export(lines: int, seed: int = 7) -> pd.DataFrame:
     return frame
 
 
+def write_export(lines: int, path: Path, seed: int = 7, block_copies: int = 3_000) -> None:
+    """Write `lines` lines to a CSV a block of copies at a time (10M lines in bounded memory)."""
+    per_block = block_copies * len(pd.read_csv(SAMPLE, dtype=str, keep_default_na=False))
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        for block, start in enumerate(range(0, lines, per_block)):
+            frame = make_export(min(per_block, lines - start), seed + block, first_copy=block * block_copies)
+            frame.to_csv(handle, index=False, header=block == 0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=100_000)
@@ -45,7 +55,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    make_export(args.lines, args.seed).to_csv(args.out, index=False)
+    write_export(args.lines, args.out, args.seed)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ class StreamedRun:
 
     lines: pd.DataFrame  # REPORT_COLUMNS of every line, in input order
     status: pd.Series  # scrub_status of every line
-    findings: pd.DataFrame  # every finding (FINDING_COLUMNS); claim_id, message, fix only where `detailed`
+    findings: pd.DataFrame  # every finding (FINDING_COLUMNS); claim_id, message, fix only where the reports list them (_Kept)
     sources: list[tuple[str, int]]
     root: Path  # the spill folder (the caller removes it)
     annotated: Path  # the finished annotated file and findings.jsonl, in the spill folder
