@@ -216,8 +216,9 @@ def _write_in_child(write: Callable[[Path], None], path: Path) -> multiprocessin
     return child
 
 
-def _remove_abandoned(out: Path) -> None:
-    """Delete staging folders that killed runs left beside `out` (their process no longer exists)."""
+def remove_abandoned(out: Path) -> None:
+    """Delete staging and spill folders that killed runs left beside `out` (their process no longer
+    exists)."""
     for folder in out.parent.glob(f".{out.name}.new-*-*"):
         pid = folder.name.removeprefix(f".{out.name}.new-").split("-", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
@@ -242,7 +243,7 @@ def write_output(out: Path, writers: dict[str, Callable[[Path], None]], workers:
     """
     out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned(out)
+    remove_abandoned(out)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-{os.getpid()}-", dir=out.parent))
     try:
         items = list(writers.items())

@@ -128,7 +128,8 @@ def _scrub_here(inputs: list[Path], mapping: dict[str, str], pack: RulePack, run
         with stage("scrub"):
             result = scrub(batch, pack, run_date, workers)
         return _in_memory(batch, result, pack, fmt)
-    run = scrub_streamed(itertools.chain(first, pieces), pack, run_date, workers, fmt, out.resolve(),
+    drained = (first.pop(0) for _ in range(len(first)))  # the stream lets go of each piece once spilled
+    run = scrub_streamed(itertools.chain(drained, pieces), pack, run_date, workers, fmt, out.resolve(),
                          estimate_lines(inputs), chunk_lines)
     moved = {p.name: (lambda target, source=p: os.replace(source, target)) for p in (run.annotated, run.findings_jsonl)}
     return _Scrubbed(run.lines, run.status, run.findings, run.sources, moved, run.root)

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 _ACTIVE: _Stages | None = None
@@ -74,10 +75,19 @@ def entered(name: str) -> Iterator[None]:
 
 @contextmanager
 def stage(name: str) -> Iterator[None]:
-    """Time a stage; with SCRUBBER_TIMINGS=1 print its name and seconds to stderr (never data).
+    """Time a stage; with SCRUBBER_TIMINGS=1 print its name, seconds and this process's resident
+    memory at its end to stderr (never data).
     While progress is shown (a terminal, not --quiet), the stage is named there."""
     started = time.perf_counter()
     with entered(name):
         yield
     if os.environ.get("SCRUBBER_TIMINGS") == "1":
-        print(f"scrubber: {name}: {time.perf_counter() - started:.2f} s", file=sys.stderr)
+        print(f"scrubber: {name}: {time.perf_counter() - started:.2f} s ({_resident_mib()})", file=sys.stderr)
+
+
+def _resident_mib() -> str:
+    try:  # Linux: resident pages are the second field
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return "memory unknown"
+    return f"{pages * os.sysconf('SC_PAGE_SIZE') / 2**20:,.0f} MiB resident"

@@ -172,4 +172,5 @@ def _counts(findings: pd.DataFrame, column: str) -> dict[str, int]:
     if not len(findings):
         return {}
     counts = findings[column].value_counts()
+    counts = counts[counts > 0]  # a categorical column counts its unused values too
     return {str(k): int(v) for k, v in sorted(counts.items())}

@@ -18,6 +18,8 @@ computed over every line it spans.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import multiprocessing
 import os
 import shutil
@@ -27,6 +29,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,6 +39,7 @@ import pyarrow.parquet as pq
 from scrubber import output
 from scrubber.claims import Piece, count_sources
 from scrubber.derive import FAMILIES, DeriveContext, derive
+from scrubber.fields import SEVERITIES
 from scrubber.junit import MAX_LISTED
 from scrubber.loader import RulePack
 from scrubber.progress import stage
@@ -44,8 +48,10 @@ from scrubber.scrub import FINDING_COLUMNS, ScrubResult, fields_used, scrub_line
 
 ROW = "__row"  # the line's position in the whole input
 BUCKET = "__bucket"  # its patient bucket
-# The typed columns the summary and the reports read, kept for every line.
+# The typed columns the summary and the reports read, kept for every line (text as categories:
+# 10M lines' payer and code columns take 50 MB, not 600).
 REPORT_COLUMNS = ["service_date", "payer_type", "payer_id", "cpt", "charge", "units"]
+_CATEGORIES = ("payer_type", "payer_id", "cpt")
 
 
 @dataclass
@@ -59,6 +65,21 @@ class StreamedRun:
     root: Path  # the spill folder (the caller removes it)
     annotated: Path  # the finished annotated file and findings.jsonl, in the spill folder
     findings_jsonl: Path
+
+
+def _compact(typed: pd.DataFrame) -> pd.DataFrame:
+    lines = typed[REPORT_COLUMNS].copy()
+    for column in _CATEGORIES:
+        lines[column] = lines[column].astype("category")
+    return lines
+
+
+def _concat_compact(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate compact pieces; categories are unioned (pd.concat would fall back to text)."""
+    lines = pd.concat([p.drop(columns=list(_CATEGORIES)) for p in parts], ignore_index=True)
+    for column in _CATEGORIES:
+        lines[column] = pd.api.types.union_categoricals([p[column] for p in parts], ignore_order=True)
+    return lines[REPORT_COLUMNS]
 
 
 def bucket_count(estimated_lines: int, chunk_lines: int) -> int:
@@ -130,13 +151,14 @@ def _derive_batch_facts(spill: _Spill, pack: RulePack, run_date: date, buckets: 
     spill.close()
 
 
-_SHARED: tuple[Path, RulePack, date, list[str], np.ndarray] | None = None  # set before forking
+_SHARED: tuple[Path, RulePack, date] | None = None  # set before the workers fork
 
 
-def _scrub_bucket(bucket: int) -> int:
+def _scrub_bucket(task: tuple[int, list[str], np.ndarray]) -> int:
     """Scrub one patient bucket; file its findings by piece. Runs in a forked worker."""
+    bucket, families, starts = task
     assert _SHARED is not None
-    root, pack, run_date, families, starts = _SHARED
+    root, pack, run_date = _SHARED
     spill = _Spill(root)
     lines = spill.read(f"lines-{bucket}.parquet")
     if lines is None:
@@ -156,19 +178,29 @@ def _scrub_bucket(bucket: int) -> int:
     return len(found)
 
 
-def _scrub_buckets(root: Path, pack: RulePack, run_date: date, buckets: int, families: list[str],
-                   starts: np.ndarray, workers: int) -> None:
+@contextlib.contextmanager
+def _workers(root: Path, pack: RulePack, run_date: date, workers: int) -> Iterator[Any]:
+    """A pool of forked workers (or None for one), forked now while this process is small: the
+    lines kept for the reports grow with the export, and a worker forked later would carry them."""
     global _SHARED
-    _SHARED = (root, pack, run_date, families, starts)
+    _SHARED = (root, pack, run_date)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) if workers > 1 else None
     try:
-        if workers > 1:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-                list(pool.map(_scrub_bucket, range(buckets)))
-        else:
-            for b in range(buckets):
-                _scrub_bucket(b)
+        if pool is not None:
+            pool.submit(int).result()  # a fork-context pool starts every worker at its first task
+        yield pool
     finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
         _SHARED = None
+
+
+def _release_memory() -> None:
+    """Give freed heap back to the system after a piece (glibc keeps it otherwise)."""
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _piece_findings(root: Path, index: int, start: int) -> pd.DataFrame:
@@ -206,6 +238,10 @@ def _assemble(root: Path, pieces: list[tuple[str, int, int, list[str]]], columns
     findings_path = root / "findings.jsonl"
     statuses, kept_findings = [], []
     kept = _Kept()
+    # Text the counts read, as categories: millions of findings of a few dozen rules.
+    status_type = pd.CategoricalDtype(list(output.SEVERITY_RANK))
+    categories = {"rule_id": sorted(r.id for r in pack.rules), "cause": sorted({r.cause for r in pack.rules}),
+                  "severity": sorted(SEVERITIES), "carc": sorted({r.denial_code for r in pack.rules})}
     with contextlib.ExitStack() as files:
         jsonl_out = files.enter_context(findings_path.open("w", encoding="utf-8"))
         if fmt == "parquet":
@@ -224,8 +260,10 @@ def _assemble(root: Path, pieces: list[tuple[str, int, int, list[str]]], columns
             else:
                 output.write_csv_rows(annotated, csv_out, header=index == 0)
             jsonl_out.write(output.findings_jsonl(result, pack))
-            statuses.append(annotated["scrub_status"])
+            statuses.append(annotated["scrub_status"].astype(status_type))
             found["row"] += start
+            for column, values in categories.items():
+                found[column] = pd.Categorical(found[column], categories=values)
             detailed = kept.detailed(found)
             for column in ("claim_id", "message", "fix"):
                 found[column] = found[column].astype("string").where(detailed)
@@ -238,6 +276,7 @@ def _assemble(root: Path, pieces: list[tuple[str, int, int, list[str]]], columns
 def scrub_streamed(pieces: Iterator[Piece], pack: RulePack, run_date: date, workers: int, fmt: str,
                    out: Path, estimated_lines: int, chunk_lines: int) -> StreamedRun:
     """Scrub every piece; spill files live beside `out` (same filesystem) and go at the end."""
+    output.remove_abandoned(out)  # a killed run's spill can be gigabytes
     root = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-{os.getpid()}-spill-", dir=out.parent))
     spill = _Spill(root)
     buckets = bucket_count(estimated_lines, chunk_lines)
@@ -247,24 +286,28 @@ def scrub_streamed(pieces: Iterator[Piece], pack: RulePack, run_date: date, work
     report_lines: list[pd.DataFrame] = []
     counts: list[tuple[int, str, int]] = []  # (file index, file, lines) of each piece
     try:
-        with stage("read"):
-            start = 0
-            for index, piece in enumerate(pieces):
-                _spill_piece(spill, index, piece, start, buckets, batch_keys)
-                layout.append((piece.file, start, len(piece.raw), list(piece.raw.columns)))
-                columns.update(dict.fromkeys(piece.raw.columns))
-                report_lines.append(piece.typed[REPORT_COLUMNS])
-                counts.append((piece.file_index, piece.file, len(piece.raw)))
-                start += len(piece.raw)
-            spill.close()
-        with stage("scrub"):
-            with stage("derive batch-wide facts"):
-                _derive_batch_facts(spill, pack, run_date, buckets, batch_keys)
-            starts = np.array([s for _, s, _, _ in layout], dtype=np.int64)
-            _scrub_buckets(root, pack, run_date, buckets, list(batch_keys), starts, workers)
+        with _workers(root, pack, run_date, workers) as pool:
+            with stage("read"):
+                start = 0
+                for index, piece in enumerate(pieces):
+                    _spill_piece(spill, index, piece, start, buckets, batch_keys)
+                    layout.append((piece.file, start, len(piece.raw), list(piece.raw.columns)))
+                    columns.update(dict.fromkeys(piece.raw.columns))
+                    report_lines.append(_compact(piece.typed))
+                    counts.append((piece.file_index, piece.file, len(piece.raw)))
+                    start += len(piece.raw)
+                    del piece
+                    _release_memory()
+                spill.close()
+            with stage("scrub"):
+                with stage("derive batch-wide facts"):
+                    _derive_batch_facts(spill, pack, run_date, buckets, batch_keys)
+                starts = np.array([s for _, s, _, _ in layout], dtype=np.int64)
+                tasks = [(b, list(batch_keys), starts) for b in range(buckets)]
+                list(pool.map(_scrub_bucket, tasks) if pool else map(_scrub_bucket, tasks))
         with stage("annotate"):
             status, findings, annotated, findings_jsonl = _assemble(root, layout, list(columns), fmt, pack)
-        return StreamedRun(pd.concat(report_lines, ignore_index=True), status, findings,
+        return StreamedRun(_concat_compact(report_lines), status, findings,
                            count_sources(counts), root, annotated, findings_jsonl)
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)

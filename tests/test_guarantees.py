@@ -6,6 +6,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -129,6 +130,9 @@ def _outputs(out: Path) -> dict[str, object]:
             files[path.name] = summary
         elif path.name in ("annotated.csv", "annotated.parquet", "findings.jsonl"):
             files[path.name] = path.read_bytes()
+        else:  # report.html, junit.xml, summary.md: the same but for when the run started and took
+            text = re.sub(r"\d{4}-\d\d-\d\dT[\d:+]+|time=\"[\d.]+\"|\b[\d.]+ s\b", "", path.read_text())
+            files[path.name] = text
     return files
 
 
