@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from scrubber import output
 from scrubber.claims import Piece, count_sources
@@ -95,87 +94,96 @@ def _batch_keys(pack: RulePack) -> dict[str, str]:
 
 
 class _Spill:
-    """Parquet files in a folder, appended to piece by piece (one writer per file)."""
+    """Arrow IPC files in a folder, each written once with its rows sorted by group, so that one
+    group's rows are a slice of every file: reading a bucket maps the files and copies nothing
+    it does not need (uncompressed: a streamed run needs about twice the export's size on disk)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.writers: dict[str, pq.ParquetWriter] = {}
 
-    def append(self, name: str, frame: pd.DataFrame) -> None:
+    def write(self, name: str, frame: pd.DataFrame, groups: np.ndarray | None = None, count: int = 1) -> np.ndarray:
+        """Write `frame` sorted by `groups` (0..count-1); return where each group starts (count + 1)."""
         table = pa.Table.from_pandas(frame, preserve_index=False)
-        writer = self.writers.get(name)
-        if writer is None:
-            writer = self.writers[name] = pq.ParquetWriter(self.root / name, table.schema)
-        writer.write_table(table.cast(writer.schema))
+        if groups is None:
+            groups = np.zeros(len(frame), dtype=np.int64)
+        else:
+            table = table.take(np.argsort(groups, kind="stable"))
+        with pa.OSFile(str(self.root / name), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        return np.concatenate([[0], np.cumsum(np.bincount(groups, minlength=count))])
 
-    def close(self) -> None:
-        for writer in self.writers.values():
-            writer.close()
-        self.writers.clear()
+    def read(self, parts: list[tuple[str, np.ndarray]], group: int = 0) -> pd.DataFrame:
+        """Group `group`'s rows of each file (name, group starts), in file order."""
+        tables = []
+        for name, starts in parts:
+            table = pa.ipc.open_file(pa.memory_map(str(self.root / name))).read_all()
+            tables.append(table.slice(starts[group], starts[group + 1] - starts[group]))
+        return pa.concat_tables(tables, promote_options="permissive").to_pandas()
 
-    def read(self, name: str) -> pd.DataFrame | None:
-        path = self.root / name
-        return pd.read_parquet(path) if path.exists() else None
+
+@dataclass
+class _Layout:
+    """Where a streamed run's spilled rows are: per file, where each bucket's rows start."""
+
+    buckets: int  # patient buckets
+    key_buckets: int  # buckets of the batch-wide families' keys (sessions, claims)
+    lines: list[np.ndarray]  # per piece
+    keyed: dict[str, list[np.ndarray]]  # per batch family, per piece
+    facts: dict[str, list[np.ndarray]]  # per batch family, per key bucket
 
 
-def _spill_piece(spill: _Spill, index: int, piece: Piece, start: int, buckets: int,
-                 batch_keys: dict[str, str]) -> None:
+def _spill_piece(spill: _Spill, index: int, piece: Piece, start: int, layout: _Layout) -> None:
     raw = piece.raw.copy()
     raw.columns = [f"c{i}" for i in range(raw.shape[1])]  # headers may repeat or be blank
-    pq.write_table(pa.Table.from_pandas(raw.astype("string"), preserve_index=False), spill.root / f"raw-{index}.parquet")
+    spill.write(f"raw-{index}", raw.astype("string"))
     typed = piece.typed.assign(**{ROW: np.arange(start, start + len(piece.typed), dtype=np.int64)})
-    typed[BUCKET] = shard_of(typed["patient_id"], buckets).astype(np.int64)
-    for b, part in typed.groupby(BUCKET, sort=True):
-        spill.append(f"lines-{b}.parquet", part)
-    for family, key in batch_keys.items():
-        narrow = typed[[*FAMILIES[family].reads, ROW, BUCKET]]
-        for k, part in narrow.groupby(shard_of(narrow[key], buckets), sort=True):
-            spill.append(f"{family}-in-{k}.parquet", part)
+    bucket = shard_of(typed["patient_id"], layout.buckets).astype(np.int64)
+    typed[BUCKET] = bucket
+    layout.lines.append(spill.write(f"lines-{index}", typed, bucket, layout.buckets))
+    for family, starts in layout.keyed.items():
+        f = FAMILIES[family]
+        narrow = typed[[*f.reads, ROW, BUCKET]]
+        key_bucket = shard_of(narrow[f.key], layout.key_buckets).astype(np.int64)
+        starts.append(spill.write(f"{family}-in-{index}", narrow, key_bucket, layout.key_buckets))
 
 
-def _derive_batch_facts(spill: _Spill, pack: RulePack, run_date: date, buckets: int,
-                        batch_keys: dict[str, str]) -> None:
-    """Batch-wide facts per key bucket, filed by patient bucket."""
+def _derive_batch_facts(spill: _Spill, pack: RulePack, run_date: date, layout: _Layout) -> None:
+    """Batch-wide facts per key bucket (every line of a session or claim is in one), each file
+    sorted by patient bucket."""
     ctx = DeriveContext(pack.reference, run_date)
     wanted = fields_used(pack)
-    for family in batch_keys:
+    for family, per_piece in layout.keyed.items():
         names = [f.name for f in FAMILIES[family].fields]
-        for k in range(buckets):
-            lines = spill.read(f"{family}-in-{k}.parquet")
-            if lines is None:
-                continue
+        inputs = [(f"{family}-in-{i}", starts) for i, starts in enumerate(per_piece)]
+        for k in range(layout.key_buckets):
+            lines = spill.read(inputs, k)
             facts = derive(lines, ctx, wanted & set(names), scopes=("batch",))
-            facts = facts[[ROW, BUCKET, *(n for n in names if n in facts.columns)]]
-            for b, part in facts.groupby(BUCKET, sort=True):
-                spill.append(f"{family}-out-{b}.parquet", part.drop(columns=BUCKET))
-    spill.close()
+            facts = facts[[ROW, *(n for n in names if n in facts.columns)]]
+            layout.facts[family].append(spill.write(f"{family}-out-{k}", facts,
+                                                    lines[BUCKET].to_numpy(dtype=np.int64), layout.buckets))
 
 
 _SHARED: tuple[Path, RulePack, date] | None = None  # set before the workers fork
 
 
-def _scrub_bucket(task: tuple[int, list[str], np.ndarray]) -> int:
-    """Scrub one patient bucket; file its findings by piece. Runs in a forked worker."""
-    bucket, families, starts = task
+def _scrub_bucket(task: tuple[int, _Layout, np.ndarray]) -> np.ndarray:
+    """Scrub one patient bucket; write its findings sorted by piece; return where each piece's
+    findings start. Runs in a forked worker."""
+    bucket, layout, starts = task
     assert _SHARED is not None
     root, pack, run_date = _SHARED
     spill = _Spill(root)
-    lines = spill.read(f"lines-{bucket}.parquet")
-    if lines is None:
-        return 0
-    for family in families:
-        facts = spill.read(f"{family}-out-{bucket}.parquet")
+    lines = spill.read([(f"lines-{i}", s) for i, s in enumerate(layout.lines)], bucket)
+    for family, per_key in layout.facts.items():
+        facts = spill.read([(f"{family}-out-{k}", s) for k, s in enumerate(per_key)], bucket)
         lines = lines.merge(facts, on=ROW, how="left", validate="one_to_one", sort=False)
-    parts = scrub_lines(lines, np.arange(len(lines)), pack, run_date)
-    if not parts:
-        return 0
-    found = pd.concat(parts, ignore_index=True)
-    found["row"] = lines[ROW].to_numpy()[found["row"].to_numpy()]
+    parts = scrub_lines(lines, np.arange(len(lines)), pack, run_date) if len(lines) else []
+    found = (pd.concat(parts, ignore_index=True) if parts
+             else pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS}))
+    found["row"] = lines[ROW].to_numpy()[found["row"].to_numpy(dtype=np.int64)]
     found["line_no"] = found["line_no"].astype("Int64")
-    piece_of = np.searchsorted(starts, found["row"].to_numpy(), side="right") - 1
-    for p, part in found.groupby(piece_of, sort=True):
-        pq.write_table(pa.Table.from_pandas(part, preserve_index=False), root / f"found-{p}-{bucket}.parquet")
-    return len(found)
+    piece = np.searchsorted(starts, found["row"].to_numpy(), side="right") - 1
+    return spill.write(f"found-{bucket}", found, piece.astype(np.int64), len(starts))
 
 
 @contextlib.contextmanager
@@ -203,13 +211,11 @@ def _release_memory() -> None:
         pass
 
 
-def _piece_findings(root: Path, index: int, start: int) -> pd.DataFrame:
-    parts = [pd.read_parquet(p) for p in sorted(root.glob(f"found-{index}-*.parquet"))]
-    if not parts:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS})
-    found = pd.concat(parts, ignore_index=True).sort_values(["row", "rule_id"], kind="stable")
-    found["row"] -= start
-    return found.reset_index(drop=True)
+def _piece_findings(spill: _Spill, found: list[np.ndarray], index: int, start: int) -> pd.DataFrame:
+    parts = [(f"found-{b}", starts) for b, starts in enumerate(found)]
+    findings = spill.read(parts, index).sort_values(["row", "rule_id"], kind="stable")
+    findings["row"] -= start
+    return findings.reset_index(drop=True)
 
 
 class _Kept:
@@ -231,11 +237,20 @@ class _Kept:
         return keep
 
 
-def _assemble(root: Path, pieces: list[tuple[str, int, int, list[str]]], columns: list[str], fmt: str,
+@dataclass
+class _PieceInfo:
+    file_index: int
+    file: str
+    start: int  # row of its first line in the whole input
+    lines: int
+    columns: list[str]  # its raw column names
+
+
+def _assemble(spill: _Spill, pieces: list[_PieceInfo], found: list[np.ndarray], columns: list[str], fmt: str,
               pack: RulePack) -> tuple[pd.Series, pd.DataFrame, Path, Path]:
     """Write the annotated file and findings.jsonl piece by piece, in input order."""
-    annotated_path = root / ("annotated.parquet" if fmt == "parquet" else "annotated.csv")
-    findings_path = root / "findings.jsonl"
+    annotated_path = spill.root / ("annotated.parquet" if fmt == "parquet" else "annotated.csv")
+    findings_path = spill.root / "findings.jsonl"
     statuses, kept_findings = [], []
     kept = _Kept()
     # Text the counts read, as categories: millions of findings of a few dozen rules.
@@ -248,67 +263,64 @@ def _assemble(root: Path, pieces: list[tuple[str, int, int, list[str]]], columns
             parquet_out = files.enter_context(output.ParquetRows(annotated_path))
         else:
             csv_out = files.enter_context(annotated_path.open("wb"))
-        for index, (_file, start, _lines, names) in enumerate(pieces):
-            raw = pd.read_parquet(root / f"raw-{index}.parquet")
-            raw.columns = names
+        for index, piece in enumerate(pieces):
+            raw = spill.read([(f"raw-{index}", np.array([0, piece.lines]))])
+            raw.columns = piece.columns
             raw = raw.reindex(columns=columns)  # files with other columns leave theirs empty
-            found = _piece_findings(root, index, start)
-            result = ScrubResult(found)
-            annotated = output.annotated_frame(raw, found)
+            findings = _piece_findings(spill, found, index, piece.start)
+            annotated = output.annotated_frame(raw, findings)
             if fmt == "parquet":
                 parquet_out.append(output.parquet_table(annotated))
             else:
                 output.write_csv_rows(annotated, csv_out, header=index == 0)
-            jsonl_out.write(output.findings_jsonl(result, pack))
+            jsonl_out.write(output.findings_jsonl(ScrubResult(findings), pack))
             statuses.append(annotated["scrub_status"].astype(status_type))
-            found["row"] += start
+            findings["row"] += piece.start
             for column, values in categories.items():
-                found[column] = pd.Categorical(found[column], categories=values)
-            detailed = kept.detailed(found)
+                findings[column] = pd.Categorical(findings[column], categories=values)
+            detailed = kept.detailed(findings)
             for column in ("claim_id", "message", "fix"):
-                found[column] = found[column].astype("string").where(detailed)
-            kept_findings.append(found)
-    status = pd.concat(statuses, ignore_index=True)
-    findings = pd.concat(kept_findings, ignore_index=True)
-    return status, findings, annotated_path, findings_path
+                findings[column] = findings[column].astype("string").where(detailed)
+            kept_findings.append(findings)
+            _release_memory()
+    return (pd.concat(statuses, ignore_index=True), pd.concat(kept_findings, ignore_index=True),
+            annotated_path, findings_path)
 
 
 def scrub_streamed(pieces: Iterator[Piece], pack: RulePack, run_date: date, workers: int, fmt: str,
                    out: Path, estimated_lines: int, chunk_lines: int) -> StreamedRun:
     """Scrub every piece; spill files live beside `out` (same filesystem) and go at the end."""
     output.remove_abandoned(out)  # a killed run's spill can be gigabytes
-    root = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-{os.getpid()}-spill-", dir=out.parent))
-    spill = _Spill(root)
-    buckets = bucket_count(estimated_lines, chunk_lines)
-    batch_keys = _batch_keys(pack)
-    layout: list[tuple[str, int, int, list[str]]] = []  # file, first row, lines, raw column names
+    spill = _Spill(Path(tempfile.mkdtemp(prefix=f".{out.name}.new-{os.getpid()}-spill-", dir=out.parent)))
+    families = _batch_keys(pack)
+    layout = _Layout(buckets=bucket_count(estimated_lines, chunk_lines),
+                     key_buckets=bucket_count(estimated_lines, 10 * chunk_lines),  # a few columns: larger buckets
+                     lines=[], keyed={f: [] for f in families}, facts={f: [] for f in families})
+    infos: list[_PieceInfo] = []
     columns: dict[str, None] = {}
     report_lines: list[pd.DataFrame] = []
-    counts: list[tuple[int, str, int]] = []  # (file index, file, lines) of each piece
     try:
-        with _workers(root, pack, run_date, workers) as pool:
+        with _workers(spill.root, pack, run_date, workers) as pool:
             with stage("read"):
                 start = 0
                 for index, piece in enumerate(pieces):
-                    _spill_piece(spill, index, piece, start, buckets, batch_keys)
-                    layout.append((piece.file, start, len(piece.raw), list(piece.raw.columns)))
+                    _spill_piece(spill, index, piece, start, layout)
+                    infos.append(_PieceInfo(piece.file_index, piece.file, start, len(piece.raw), list(piece.raw.columns)))
                     columns.update(dict.fromkeys(piece.raw.columns))
                     report_lines.append(_compact(piece.typed))
-                    counts.append((piece.file_index, piece.file, len(piece.raw)))
                     start += len(piece.raw)
                     del piece
                     _release_memory()
-                spill.close()
             with stage("scrub"):
                 with stage("derive batch-wide facts"):
-                    _derive_batch_facts(spill, pack, run_date, buckets, batch_keys)
-                starts = np.array([s for _, s, _, _ in layout], dtype=np.int64)
-                tasks = [(b, list(batch_keys), starts) for b in range(buckets)]
-                list(pool.map(_scrub_bucket, tasks) if pool else map(_scrub_bucket, tasks))
+                    _derive_batch_facts(spill, pack, run_date, layout)
+                starts = np.array([p.start for p in infos], dtype=np.int64)
+                tasks = [(b, layout, starts) for b in range(layout.buckets)]
+                found = list(pool.map(_scrub_bucket, tasks) if pool else map(_scrub_bucket, tasks))
         with stage("annotate"):
-            status, findings, annotated, findings_jsonl = _assemble(root, layout, list(columns), fmt, pack)
-        return StreamedRun(_concat_compact(report_lines), status, findings,
-                           count_sources(counts), root, annotated, findings_jsonl)
+            status, findings, annotated, findings_jsonl = _assemble(spill, infos, found, list(columns), fmt, pack)
+        sources = count_sources([(p.file_index, p.file, p.lines) for p in infos])
+        return StreamedRun(_concat_compact(report_lines), status, findings, sources, spill.root, annotated, findings_jsonl)
     except BaseException:
-        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(spill.root, ignore_errors=True)
         raise
