@@ -118,7 +118,9 @@ class _Spill:
         for name, starts in parts:
             table = pa.ipc.open_file(pa.memory_map(str(self.root / name))).read_all()
             tables.append(table.slice(starts[group], starts[group + 1] - starts[group]))
-        return pa.concat_tables(tables, promote_options="permissive").to_pandas()
+        # Copied out of the mapped files into one chunk: the frame then holds no file open, and
+        # pandas works on one array per column, not one per file.
+        return pa.concat_tables(tables, promote_options="permissive").combine_chunks().to_pandas()
 
 
 @dataclass
@@ -294,7 +296,7 @@ def scrub_streamed(pieces: Iterator[Piece], pack: RulePack, run_date: date, work
     spill = _Spill(Path(tempfile.mkdtemp(prefix=f".{out.name}.new-{os.getpid()}-spill-", dir=out.parent)))
     families = _batch_keys(pack)
     layout = _Layout(buckets=bucket_count(estimated_lines, chunk_lines),
-                     key_buckets=bucket_count(estimated_lines, 10 * chunk_lines),  # a few columns: larger buckets
+                     key_buckets=bucket_count(estimated_lines, 3 * chunk_lines),  # a few columns: larger buckets
                      lines=[], keyed={f: [] for f in families}, facts={f: [] for f in families})
     infos: list[_PieceInfo] = []
     columns: dict[str, None] = {}
