@@ -19,6 +19,7 @@ from scrubber.claims import ClaimBatch, Piece, batch_of, estimate_lines, iter_pi
 from scrubber.errors import InputError, RuleConfigError
 from scrubber.junit import render_junit
 from scrubber.loader import BUNDLED_RULES, RulePack, load_pack
+from scrubber.memory import release_memory
 from scrubber.progress import stage
 from scrubber.report import EXPECTED_PAYMENT, Report, build_summary, line_dollars
 from scrubber.report_html import render_html
@@ -150,6 +151,7 @@ def _report_and_write(scrubbed: _Scrubbed, inputs: list[Path], out: Path, pack: 
         money = line_dollars(scrubbed.lines, pack.reference.tables.get(EXPECTED_PAYMENT, []))
         summary, report = build_summary(scrubbed.status, scrubbed.findings, scrubbed.lines, pack,
                                         inputs_info, fail_on, run_info, money)
+        release_memory()
     run_info["seconds"] = round(time.perf_counter() - clock, 3)
     markdown = render_markdown(summary, {r.id: (r.cause, r.denial_code) for r in pack.rules})
     status = scrubbed.status.to_numpy(dtype=object)

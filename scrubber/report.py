@@ -57,16 +57,16 @@ def line_dollars(typed: pd.DataFrame, expected_payment: list[dict[str, str]]) ->
     high = np.full(len(typed), np.nan)
     rates = {(r["payer_type"], r["cpt"].upper()): sorted((float(r["per_unit_low"]), float(r["per_unit_high"])))
              for r in expected_payment}
-    missing = np.isnan(charge)
-    if rates and missing.any():
-        keys = (typed["payer_type"].astype("string").fillna("") + "\0" + typed["cpt"].astype("string").fillna(""))
+    units = typed["units"].astype("Float64").to_numpy(dtype=float, na_value=np.nan).clip(min=0)
+    use = np.flatnonzero(np.isnan(charge) & ~np.isnan(units))  # only these lines need a rate (of millions)
+    if rates and len(use):
+        keys = (typed["payer_type"].take(use).astype("string").fillna("") + "\0"
+                + typed["cpt"].take(use).astype("string").fillna(""))
         codes, uniques = pd.factorize(keys.to_numpy(dtype=object))
         per_unit = np.array([rates.get(tuple(k.split("\0", 1)), (np.nan, np.nan)) for k in uniques] or
                             np.empty((0, 2)), dtype=float).reshape(-1, 2)
-        units = typed["units"].astype("Float64").to_numpy(dtype=float, na_value=np.nan).clip(min=0)
-        use = missing & ~np.isnan(units)
-        low[use] = per_unit[codes[use], 0] * units[use]
-        high[use] = per_unit[codes[use], 1] * units[use]
+        low[use] = per_unit[codes, 0] * units[use]
+        high[use] = per_unit[codes, 1] * units[use]
     return LineDollars(charge, low, high)
 
 
@@ -117,9 +117,13 @@ def build_summary(
                 "high": round(float(np.nansum(line_money.high[mask])), 2)}
 
     by_payer: dict[str, Any] = {}
-    payer = typed["payer_type"].astype("object").fillna("unknown").to_numpy()
-    for p in sorted(set(payer)):
-        m = payer == p
+    codes, payers = pd.factorize(typed["payer_type"])  # -1: no payer type
+    names = [*(str(p) for p in payers), "unknown"]
+    for k in sorted(range(len(names)), key=lambda k: names[k]):
+        m = codes == (k if k < len(payers) else -1)
+        if not m.any():
+            continue
+        p = names[k]
         by_payer[p] = {
             "lines": int(m.sum()),
             **{s: int(((status == s) & m).sum()) for s in ("clean", "at-risk", "deny")},

@@ -217,7 +217,9 @@ def _by_severity_rows(findings: pd.DataFrame, column: str, label_tip: Callable[[
 
 
 def _payer_rows(typed: pd.DataFrame, status: np.ndarray, dollars: LineDollars) -> list[tuple[str, str, list[Segment], str]]:
-    codes, payers = pd.factorize(typed["payer_type"].astype(object).fillna("unknown"))
+    codes, payers = pd.factorize(typed["payer_type"])
+    payers = np.array([*(str(p) for p in payers), "unknown"], dtype=object)
+    codes = np.where(codes < 0, len(payers) - 1, codes)  # no payer type: "unknown"
     n = len(payers)
     charge = np.nan_to_num(dollars.charge)
     flagged = status != "clean"

@@ -18,8 +18,6 @@ computed over every line it spans.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import multiprocessing
 import os
 import shutil
@@ -41,6 +39,7 @@ from scrubber.derive import FAMILIES, DeriveContext, derive
 from scrubber.fields import SEVERITIES
 from scrubber.junit import MAX_LISTED
 from scrubber.loader import RulePack
+from scrubber.memory import release_memory
 from scrubber.progress import stage
 from scrubber.report_html import TABLE_ROWS
 from scrubber.scrub import FINDING_COLUMNS, ScrubResult, fields_used, scrub_lines, shard_of
@@ -205,14 +204,6 @@ def _workers(root: Path, pack: RulePack, run_date: date, workers: int) -> Iterat
         _SHARED = None
 
 
-def _release_memory() -> None:
-    """Give freed heap back to the system after a piece (glibc keeps it otherwise)."""
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 def _piece_findings(spill: _Spill, found: list[np.ndarray], index: int, start: int) -> pd.DataFrame:
     parts = [(f"found-{b}", starts) for b, starts in enumerate(found)]
     findings = spill.read(parts, index).sort_values(["row", "rule_id"], kind="stable")
@@ -284,7 +275,7 @@ def _assemble(spill: _Spill, pieces: list[_PieceInfo], found: list[np.ndarray], 
             for column in ("claim_id", "message", "fix"):
                 findings[column] = findings[column].astype("string").where(detailed)
             kept_findings.append(findings)
-            _release_memory()
+            release_memory()
     return (pd.concat(statuses, ignore_index=True), pd.concat(kept_findings, ignore_index=True),
             annotated_path, findings_path)
 
@@ -312,7 +303,7 @@ def scrub_streamed(pieces: Iterator[Piece], pack: RulePack, run_date: date, work
                     report_lines.append(_compact(piece.typed))
                     start += len(piece.raw)
                     del piece
-                    _release_memory()
+                    release_memory()
             with stage("scrub"):
                 with stage("derive batch-wide facts"):
                     _derive_batch_facts(spill, pack, run_date, layout)
