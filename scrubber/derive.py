@@ -44,8 +44,10 @@ class Family:
     # patients, claim line keys). Work may be split by patient for the first two only.
     scope: str = "line"
     # For a batch family: the column whose value groups the lines it spans (a session, a claim),
-    # so a batch too large for memory can be split by it (stream.py).
+    # so a batch too large for memory can be split by it (stream.py); and whether lines missing it
+    # form a group of their own (repeated claim line keys) or each stand alone (no session).
     key: str | None = None
+    missing_key_groups: bool = True
 
 
 @dataclass
@@ -64,13 +66,13 @@ SCOPES = ("line", "patient", "batch")
 
 
 def family(name: str, reads: tuple[str, ...], data: tuple[str, ...], fields: list[tuple[str, FieldType, str]],
-           scope: str = "line", key: str | None = None):
+           scope: str = "line", key: str | None = None, missing_key_groups: bool = True):
     """Register a function computing a family of derived fields (see Family.scope and key)."""
     assert scope in SCOPES and (key is not None) == (scope == "batch") and (key is None or key in reads)
 
     def register(fn: Callable[[pd.DataFrame, DeriveContext], dict[str, pd.Series]]):
         specs = tuple(DerivedField(n, t, d, name) for n, t, d in fields)
-        FAMILIES[name] = Family(name, reads, data, fn, specs, scope, key)
+        FAMILIES[name] = Family(name, reads, data, fn, specs, scope, key, missing_key_groups)
         for spec in specs:
             DERIVED[spec.name] = spec
         return fn
@@ -419,6 +421,7 @@ def _time(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     ],
     scope="batch",
     key="session_id",
+    missing_key_groups=False,  # a line without a session is counted in none
 )
 def _sessions(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     rows = ctx.reference.tables.get("education_group_codes.csv", [])

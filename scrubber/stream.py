@@ -145,6 +145,9 @@ def _spill_piece(spill: _Spill, index: int, piece: Piece, start: int, layout: _L
         f = FAMILIES[family]
         narrow = typed[[*f.reads, ROW, BUCKET]]
         key_bucket = shard_of(narrow[f.key], layout.key_buckets).astype(np.int64)
+        if not f.missing_key_groups:  # most lines have no session: spread them, or one bucket gets them all
+            alone = narrow[f.key].isna().to_numpy()
+            key_bucket[alone] = narrow[ROW].to_numpy()[alone] % layout.key_buckets
         starts.append(spill.write(f"{family}-in-{index}", narrow, key_bucket, layout.key_buckets))
 
 
