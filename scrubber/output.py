@@ -103,12 +103,20 @@ def findings_jsonl(result: ScrubResult, pack: RulePack) -> str:
         r.id: json.dumps([s.title + (f" {s.url}" if s.url else "") for s in r.sources], ensure_ascii=False)
         for r in pack.rules
     }
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     line_no = findings["line_no"].astype("Int64")
-    columns = [_json_column(line_no if name == "line_no" else findings[name]).tolist() for name in FINDING_FIELDS]
-    columns.append(findings["rule_id"].map(sources).tolist())
+    columns = [_json_column(line_no if name == "line_no" else findings[name]) for name in FINDING_FIELDS]
+    columns.append(findings["rule_id"].astype(object).map(sources))
     keys = [*FINDING_FIELDS, "sources"]
-    template = "{{" + ", ".join(f'"{k}": {{}}' for k in keys) + "}}\n"  # {{ }}: literal braces
-    return "".join(template.format(*values) for values in zip(*columns, strict=True))
+    # Each line joined by Arrow from literal keys and the JSON texts (a Python format per finding
+    # costs seconds at a million findings).
+    parts: list[Any] = []
+    for i, (key, texts) in enumerate(zip(keys, columns, strict=True)):
+        parts += [pa.scalar(("{" if i == 0 else ", ") + f'"{key}": '), pa.array(texts.to_numpy(dtype=object), pa.string())]
+    lines = pc.binary_join_element_wise(*parts, pa.scalar("}\n"), "")
+    return "".join(pc.binary_join(pa.array([lines], pa.list_(pa.string())), "").to_pylist())
 
 
 def file_sha256(path: Path) -> str:
