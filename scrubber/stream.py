@@ -73,11 +73,33 @@ def _compact(typed: pd.DataFrame) -> pd.DataFrame:
 
 
 def _concat_compact(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    """Concatenate compact pieces; categories are unioned (pd.concat would fall back to text)."""
-    lines = pd.concat([p.drop(columns=list(_CATEGORIES)) for p in parts], ignore_index=True)
-    for column in _CATEGORIES:
-        lines[column] = pd.api.types.union_categoricals([p[column] for p in parts], ignore_order=True)
-    return lines[REPORT_COLUMNS]
+    """One frame from the compact pieces, filled into arrays of the final size while the pieces are
+    let go one by one (pd.concat would hold every piece and the result at once: twice the memory)."""
+    assert parts, "a streamed run has more than one piece"
+    total = sum(len(p) for p in parts)
+    categories = {c: pd.Index(list(dict.fromkeys(v for p in parts for v in p[c].cat.categories))) for c in _CATEGORIES}
+    codes = {c: np.empty(total, dtype=np.int32) for c in _CATEGORIES}
+    numbers = {c: (np.empty(total, dtype=parts[0][c].dtype.numpy_dtype), np.empty(total, dtype=bool))
+               for c in ("charge", "units")}
+    dates = np.empty(total, dtype="datetime64[s]")
+    at = 0
+    while parts:
+        piece = parts.pop(0)
+        end = at + len(piece)
+        for c in _CATEGORIES:  # the piece's codes in the union's numbering; -1 (missing) stays -1
+            renumber = np.append(categories[c].get_indexer(piece[c].cat.categories), -1)
+            codes[c][at:end] = renumber[piece[c].cat.codes.to_numpy()]
+        for c, (values, mask) in numbers.items():
+            values[at:end] = piece[c].to_numpy(dtype=values.dtype, na_value=0)
+            mask[at:end] = piece[c].isna().to_numpy()
+        dates[at:end] = piece["service_date"].to_numpy(dtype="datetime64[s]")
+        at = end
+    columns: dict[str, object] = {"service_date": dates}
+    for c in _CATEGORIES:
+        columns[c] = pd.Categorical.from_codes(codes[c], categories=categories[c])
+    columns["charge"] = pd.arrays.FloatingArray(*numbers["charge"])
+    columns["units"] = pd.arrays.IntegerArray(*numbers["units"])
+    return pd.DataFrame(columns)[REPORT_COLUMNS]
 
 
 def bucket_count(estimated_lines: int, chunk_lines: int) -> int:
