@@ -119,13 +119,14 @@ def _scrub_here(inputs: list[Path], mapping: dict[str, str], pack: RulePack, run
     pieces = iter_pieces(inputs, mapping, chunk_lines)
     with stage("read"):
         first: list[Piece] = []
+        too_large = False
         for piece in pieces:
             first.append(piece)
-            if sum(len(p.raw) for p in first) > chunk_lines:
+            too_large = sum(len(p.raw) for p in first) > chunk_lines
+            if too_large:
                 break
-        else:
-            batch = batch_of([p.raw for p in first], [p.typed for p in first], sources_of(first))
-    if len(first) and sum(len(p.raw) for p in first) <= chunk_lines:
+    if not too_large:
+        batch = batch_of([p.raw for p in first], [p.typed for p in first], sources_of(first))
         with stage("scrub"):
             result = scrub(batch, pack, run_date, workers)
         return _in_memory(batch, result, pack, fmt)
