@@ -209,7 +209,10 @@ def _scrub_bucket(task: tuple[int, _Layout, np.ndarray]) -> np.ndarray:
     found["row"] = lines[ROW].to_numpy()[found["row"].to_numpy(dtype=np.int64)]
     found["line_no"] = found["line_no"].astype("Int64")
     piece = np.searchsorted(starts, found["row"].to_numpy(), side="right") - 1
-    return spill.write(f"found-{bucket}", found, piece.astype(np.int64), len(starts))
+    starts_of_pieces = spill.write(f"found-{bucket}", found, piece.astype(np.int64), len(starts))
+    del lines, parts, found
+    release_memory()  # a worker scrubs bucket after bucket: without this its heap only grows
+    return starts_of_pieces
 
 
 @contextlib.contextmanager
