@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
+from typing import Any
+
+
+@functools.cache
+def _libc() -> Any:
+    """The C library, looked up once (find_library runs ldconfig in a subprocess)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
 
 
 def release_memory() -> None:
     """glibc keeps freed memory for reuse; after a stage that freed hundreds of MB, hand it back so
     the next stage (or a forked worker) does not stack on top of it. A no-op elsewhere."""
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    trim = getattr(_libc(), "malloc_trim", None)
+    if trim is not None:
+        trim(0)

@@ -133,6 +133,10 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def annotated_name(fmt: str) -> str:
+    return "annotated.parquet" if fmt == "parquet" else "annotated.csv"
+
+
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
     with path.open("wb") as handle:
         write_csv_rows(frame, handle, header=True)

@@ -94,10 +94,9 @@ class _Scrubbed:
 def _in_memory(batch: ClaimBatch, result: ScrubResult, pack: RulePack, fmt: str) -> _Scrubbed:
     with stage("annotate"):
         annotated = output.annotated_frame(batch.raw, result.findings)
-    name = "annotated.parquet" if fmt == "parquet" else "annotated.csv"
     write = output.write_parquet if fmt == "parquet" else output.write_csv
     writers = {
-        name: lambda p: write(annotated, p),
+        output.annotated_name(fmt): lambda p: write(annotated, p),
         "findings.jsonl": lambda p: p.write_text(output.findings_jsonl(result, pack), encoding="utf-8"),
     }
     return _Scrubbed(batch.typed, annotated["scrub_status"], result.findings, batch.sources, writers)

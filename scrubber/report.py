@@ -70,6 +70,13 @@ def line_dollars(typed: pd.DataFrame, expected_payment: list[dict[str, str]]) ->
     return LineDollars(charge, low, high)
 
 
+def payer_codes(typed: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """Each line's payer type as a code into the names; a line without one is "unknown" (last)."""
+    codes, payers = pd.factorize(typed["payer_type"])
+    names = [*(str(p) for p in payers), "unknown"]
+    return np.where(codes < 0, len(names) - 1, codes), names
+
+
 @dataclass
 class Report:
     """Counts of one run; owns the exit code and the one-line summary."""
@@ -117,10 +124,9 @@ def build_summary(
                 "high": round(float(np.nansum(line_money.high[mask])), 2)}
 
     by_payer: dict[str, Any] = {}
-    codes, payers = pd.factorize(typed["payer_type"])  # -1: no payer type
-    names = [*(str(p) for p in payers), "unknown"]
+    codes, names = payer_codes(typed)
     for k in sorted(range(len(names)), key=lambda k: names[k]):
-        m = codes == (k if k < len(payers) else -1)
+        m = codes == k
         if not m.any():
             continue
         p = names[k]

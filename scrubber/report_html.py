@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scrubber.report import LineDollars
+from scrubber.report import LineDollars, payer_codes
 
 STATUS_ORDER = ("deny", "at-risk", "clean")
 TOP_RULES = 15
@@ -222,9 +222,7 @@ def _by_severity_rows(findings: pd.DataFrame, column: str, label_tip: Callable[[
 
 
 def _payer_rows(typed: pd.DataFrame, status: np.ndarray, dollars: LineDollars) -> list[tuple[str, str, list[Segment], str]]:
-    codes, payers = pd.factorize(typed["payer_type"])
-    payers = np.array([*(str(p) for p in payers), "unknown"], dtype=object)
-    codes = np.where(codes < 0, len(payers) - 1, codes)  # no payer type: "unknown"
+    codes, payers = payer_codes(typed)
     n = len(payers)
     charge = np.nan_to_num(dollars.charge)
     flagged = status != "clean"

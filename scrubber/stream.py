@@ -42,7 +42,7 @@ from scrubber.loader import RulePack
 from scrubber.memory import release_memory
 from scrubber.progress import stage
 from scrubber.report_html import TABLE_ROWS
-from scrubber.scrub import FINDING_COLUMNS, ScrubResult, fields_used, scrub_lines, shard_of
+from scrubber.scrub import ScrubResult, collect, fields_used, scrub_lines, shard_of
 
 ROW = "__row"  # the line's position in the whole input
 BUCKET = "__bucket"  # its patient bucket
@@ -107,11 +107,10 @@ def bucket_count(estimated_lines: int, chunk_lines: int) -> int:
     return int(np.clip(-(-estimated_lines // chunk_lines), 2, 256))
 
 
-def _batch_keys(pack: RulePack) -> dict[str, str]:
-    """Batch-wide families the rules need, with the column that groups their lines."""
+def _batch_families(pack: RulePack) -> list[str]:
+    """The batch-wide families whose fields the rules read."""
     wanted = fields_used(pack)
-    return {f.name: f.key for f in FAMILIES.values()
-            if f.scope == "batch" and any(d.name in wanted for d in f.fields)}
+    return [f.name for f in FAMILIES.values() if f.scope == "batch" and any(d.name in wanted for d in f.fields)]
 
 
 class _Spill:
@@ -204,8 +203,7 @@ def _scrub_bucket(task: tuple[int, _Layout, np.ndarray]) -> np.ndarray:
         facts = spill.read([(f"{family}-out-{k}", s) for k, s in enumerate(per_key)], bucket)
         lines = lines.merge(facts, on=ROW, how="left", validate="one_to_one", sort=False)
     parts = scrub_lines(lines, np.arange(len(lines)), pack, run_date) if len(lines) else []
-    found = (pd.concat(parts, ignore_index=True) if parts
-             else pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS}))
+    found = collect(parts).findings
     found["row"] = lines[ROW].to_numpy()[found["row"].to_numpy(dtype=np.int64)]
     found["line_no"] = found["line_no"].astype("Int64")
     piece = np.searchsorted(starts, found["row"].to_numpy(), side="right") - 1
@@ -270,7 +268,7 @@ class _PieceInfo:
 def _assemble(spill: _Spill, pieces: list[_PieceInfo], found: list[np.ndarray], columns: list[str], fmt: str,
               pack: RulePack) -> tuple[pd.Series, pd.DataFrame, Path, Path]:
     """Write the annotated file and findings.jsonl piece by piece, in input order."""
-    annotated_path = spill.root / ("annotated.parquet" if fmt == "parquet" else "annotated.csv")
+    annotated_path = spill.root / output.annotated_name(fmt)
     findings_path = spill.root / "findings.jsonl"
     statuses, kept_findings = [], []
     kept = _Kept()
@@ -313,7 +311,7 @@ def scrub_streamed(pieces: Iterator[Piece], pack: RulePack, run_date: date, work
     """Scrub every piece; spill files live beside `out` (same filesystem) and go at the end."""
     output.remove_abandoned(out)  # a killed run's spill can be gigabytes
     spill = _Spill(Path(tempfile.mkdtemp(prefix=f".{out.name}.new-{os.getpid()}-spill-", dir=out.parent)))
-    families = _batch_keys(pack)
+    families = _batch_families(pack)
     layout = _Layout(buckets=bucket_count(estimated_lines, chunk_lines),
                      key_buckets=bucket_count(estimated_lines, 3 * chunk_lines),  # a few columns: larger buckets
                      lines=[], keyed={f: [] for f in families}, facts={f: [] for f in families})
