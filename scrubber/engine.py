@@ -129,7 +129,7 @@ def evaluate(compiled: CompiledRule, facts: FactFrame) -> np.ndarray:
         return np.zeros(0, dtype=bool)
     columns = [facts.presence(f) if f in compiled.presence_only else facts.column(f) for f in compiled.fields]
     columns += [facts.flag(s) for s in compiled.flags]
-    group_of_line, representatives = _distinct(columns, n)
+    group_of_line, representatives = distinct([(codes, len(frags)) for codes, frags in columns])
     fired_groups = np.zeros(len(representatives), dtype=bool)
     handle = _handle(compiled)
     for start in range(0, len(representatives), CHUNK_SIZE):
@@ -145,12 +145,14 @@ def evaluate(compiled: CompiledRule, facts: FactFrame) -> np.ndarray:
     return fired_groups[group_of_line]
 
 
-def _distinct(columns: list[tuple[np.ndarray, list[str]]], n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Group lines by their projection: (group index per line, first line of each group)."""
+def distinct(columns: list[tuple[np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Group lines by their values in `columns` (factorize codes, -1 = missing, and the number of
+    distinct values): (group index per line, first line of each group)."""
+    n = len(columns[0][0]) if columns else 0
     key = np.zeros(n, dtype=np.int64)
     span = 1
-    for codes, fragments in columns:
-        radix = len(fragments) + 1
+    for codes, count in columns:
+        radix = count + 1
         if span * radix >= 2**62:  # keep the mixed-radix key inside int64
             key = pd.factorize(key)[0].astype(np.int64)
             span = int(key.max()) + 1

@@ -84,17 +84,36 @@ def _display(value: Any, name: str) -> str:
     return text
 
 
-def render(template: str, frame: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+class DisplayValues:
+    """A frame's columns factorized once, for filling message templates: codes (-1 = missing) and
+    the distinct values they index."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame = frame
+        self._columns: dict[str, tuple[np.ndarray, Any]] = {}
+
+    def column(self, name: str) -> tuple[np.ndarray, Any]:
+        if name not in self._columns:
+            codes, uniques = pd.factorize(self.frame[name], use_na_sentinel=True)
+            self._columns[name] = (codes.astype(np.int64), uniques)
+        return self._columns[name]
+
+
+def render(template: str, values: DisplayValues, rows: np.ndarray) -> np.ndarray:
     """Fill a message or fix template for the given rows, once per distinct set of values."""
     names = sorted(template_fields(template))
     if not names:
         return np.full(len(rows), template, dtype=object)
-    picked = frame[names].iloc[rows]
-    codes, uniques = pd.MultiIndex.from_frame(picked).factorize() if len(names) > 1 else pd.factorize(picked[names[0]])
-    texts = [template.format_map({n: _display(v, n) for n, v in zip(names, values if len(names) > 1 else (values,), strict=True)})
-             for values in uniques]
-    missing = template.format_map({n: _display(None, n) for n in names})  # code -1: every value missing
-    return np.array([*texts, missing], dtype=object)[codes]
+    columns = [values.column(n) for n in names]
+    group_of_row, first = engine.distinct([(codes[rows], len(uniques)) for codes, uniques in columns])
+    texts = []
+    for row in rows[first]:
+        shown = {}
+        for name, (codes, uniques) in zip(names, columns, strict=True):
+            code = codes[row]
+            shown[name] = _display(None if code < 0 else uniques[code], name)
+        texts.append(template.format_map(shown))
+    return np.array(texts, dtype=object)[group_of_row]
 
 
 def _severities(rule: Rule, payer_type: np.ndarray, payer_id: np.ndarray, rows: np.ndarray, pack: RulePack) -> np.ndarray:
@@ -121,7 +140,7 @@ class _Shard:
     """The lines one process scrubs: derived fields, engine facts and what findings show."""
 
     pack: RulePack
-    frame: pd.DataFrame
+    display: DisplayValues
     facts: engine.FactFrame
     claim: np.ndarray
     line_no: np.ndarray
@@ -143,8 +162,8 @@ def _findings_of(rule: Rule, shard: _Shard) -> pd.DataFrame | None:
         "cause": rule.cause,
         "severity": _severities(rule, shard.payer_type, shard.payer_id, rows, shard.pack),
         "carc": rule.denial_code,
-        "message": render(rule.message, shard.frame, rows),
-        "fix": render(rule.fix, shard.frame, rows),
+        "message": render(rule.message, shard.display, rows),
+        "fix": render(rule.fix, shard.display, rows),
     })
 
 
@@ -153,7 +172,7 @@ def scrub_lines(base: pd.DataFrame, rows: np.ndarray, pack: RulePack, run_date: 
     numbered by their row in the batch."""
     frame = base.iloc[rows]
     frame = derive(frame, DeriveContext(pack.reference, run_date), fields_used(pack), scopes=("line", "patient"))
-    shard = _Shard(pack, frame, engine.FactFrame(frame, field_types()),
+    shard = _Shard(pack, DisplayValues(frame), engine.FactFrame(frame, field_types()),
                    frame["claim_id"].to_numpy(dtype=object), frame["line_no"].to_numpy(dtype=object),
                    frame["payer_type"].fillna("").to_numpy(dtype=object), frame["payer_id"].fillna("").to_numpy(dtype=object))
     parts = [f for f in (_findings_of(rule, shard) for rule in pack.rules) if f is not None]
