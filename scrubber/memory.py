@@ -9,7 +9,7 @@ from typing import Any
 
 
 @functools.cache
-def _libc() -> Any:
+def libc() -> Any:
     """The C library, looked up once (find_library runs ldconfig in a subprocess)."""
     try:
         return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
@@ -20,6 +20,6 @@ def _libc() -> Any:
 def release_memory() -> None:
     """glibc keeps freed memory for reuse; after a stage that freed hundreds of MB, hand it back so
     the next stage (or a forked worker) does not stack on top of it. A no-op elsewhere."""
-    trim = getattr(_libc(), "malloc_trim", None)
+    trim = getattr(libc(), "malloc_trim", None)
     if trim is not None:
         trim(0)

@@ -8,8 +8,6 @@ the JSON outputs keep values as they are.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import hashlib
 import json
 import multiprocessing
@@ -25,6 +23,7 @@ import pandas as pd
 
 from scrubber.claims import header_text
 from scrubber.loader import RulePack
+from scrubber.memory import libc
 from scrubber.scrub import ScrubResult
 
 SCRUB_COLUMNS = ["scrub_status", "scrub_causes", "scrub_rule_ids", "scrub_carcs", "scrub_messages"]
@@ -87,36 +86,56 @@ def annotated_frame(raw: pd.DataFrame, findings: pd.DataFrame) -> pd.DataFrame:
 FINDING_FIELDS = ("claim_id", "line_no", "rule_id", "cause", "severity", "carc", "message", "fix")
 
 
-def _json_column(values: pd.Series) -> pd.Series:
-    """The JSON text of each value, encoded once per distinct value (null for missing)."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    texts = [json.dumps(v.item() if hasattr(v, "item") else v, ensure_ascii=False) for v in uniques]
-    return pd.Series(np.array([*texts, "null"], dtype=object)[codes], index=values.index)
+def _json_texts(values: pd.Series) -> Any:
+    """The JSON text of each value as an Arrow array: strings quoted (json.dumps only for the few
+    that need escaping), integers as digits, null for missing."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pd.api.types.is_integer_dtype(values.dtype):
+        texts = pc.cast(pa.array(values.astype("Int64"), pa.int64(), from_pandas=True), pa.large_string())
+    else:
+        strings = pa.array(values.astype(object).to_numpy(), pa.large_string(), from_pandas=True)
+        quote = pa.scalar('"', pa.large_string())
+        texts = pc.binary_join_element_wise(quote, strings, quote, pa.scalar("", pa.large_string()))
+        escaped = pc.fill_null(pc.match_substring_regex(strings, r'["\\\x00-\x1f]'), False)
+        if pc.any(escaped).as_py():  # quotes, backslashes, control characters: as json.dumps writes them
+            rows = np.flatnonzero(escaped.to_numpy(zero_copy_only=False))
+            fixed = [json.dumps(strings[int(i)].as_py(), ensure_ascii=False) for i in rows]
+            texts = pc.replace_with_mask(texts, escaped, pa.array(fixed, pa.large_string()))
+    return pc.fill_null(texts, "null")
 
 
-def findings_jsonl(result: ScrubResult, pack: RulePack) -> str:
-    """findings.jsonl: one object per finding with the contract's keys, in line then rule order."""
+def write_findings_jsonl(result: ScrubResult, pack: RulePack, handle: BinaryIO) -> None:
+    """Append findings.jsonl's lines to `handle`: one object per finding with the contract's keys,
+    in line then rule order."""
     findings = result.findings
     if not len(findings):
-        return ""
+        return
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     sources = {
         r.id: json.dumps([s.title + (f" {s.url}" if s.url else "") for s in r.sources], ensure_ascii=False)
         for r in pack.rules
     }
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    line_no = findings["line_no"].astype("Int64")
-    columns = [_json_column(line_no if name == "line_no" else findings[name]) for name in FINDING_FIELDS]
-    columns.append(findings["rule_id"].astype(object).map(sources))
+    columns = [_json_texts(findings["line_no"].astype("Int64") if name == "line_no" else findings[name])
+               for name in FINDING_FIELDS]
+    columns.append(pa.array(findings["rule_id"].astype(object).map(sources).to_numpy(), pa.large_string()))
     keys = [*FINDING_FIELDS, "sources"]
     # Each line joined by Arrow from literal keys and the JSON texts (a Python format per finding
-    # costs seconds at a million findings).
+    # costs seconds at a million findings); the joined lines' data buffer is the file's bytes.
     parts: list[Any] = []
     for i, (key, texts) in enumerate(zip(keys, columns, strict=True)):
-        parts += [pa.scalar(("{" if i == 0 else ", ") + f'"{key}": '), pa.array(texts.to_numpy(dtype=object), pa.string())]
-    lines = pc.binary_join_element_wise(*parts, pa.scalar("}\n"), "")
-    return "".join(pc.binary_join(pa.array([lines], pa.list_(pa.string())), "").to_pylist())
+        parts += [pa.scalar(("{" if i == 0 else ", ") + f'"{key}": ', pa.large_string()), texts]
+    lines = pc.binary_join_element_wise(*parts, pa.scalar("}\n", pa.large_string()), pa.scalar("", pa.large_string()))
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset : lines.offset + len(lines) + 1]
+    handle.write(memoryview(lines.buffers()[2])[offsets[0] : offsets[-1]])
+
+
+def write_findings(result: ScrubResult, pack: RulePack, path: Path) -> None:
+    with path.open("wb") as handle:
+        write_findings_jsonl(result, pack, handle)
 
 
 def file_sha256(path: Path) -> str:
@@ -281,8 +300,7 @@ def _swap_in(staging: Path, out: Path) -> None:
         return
     if not out.is_dir():
         raise OSError(f"{out} exists and is not a folder")
-    libc_name = ctypes.util.find_library("c")
-    renameat2 = getattr(ctypes.CDLL(libc_name, use_errno=True), "renameat2", None) if libc_name else None
+    renameat2 = getattr(libc(), "renameat2", None)
     if renameat2 is not None:
         at_fdcwd = -100
         if renameat2(at_fdcwd, os.fsencode(staging), at_fdcwd, os.fsencode(out), _RENAME_EXCHANGE) == 0:

@@ -97,7 +97,7 @@ def _in_memory(batch: ClaimBatch, result: ScrubResult, pack: RulePack, fmt: str)
     write = output.write_parquet if fmt == "parquet" else output.write_csv
     writers = {
         output.annotated_name(fmt): lambda p: write(annotated, p),
-        "findings.jsonl": lambda p: p.write_text(output.findings_jsonl(result, pack), encoding="utf-8"),
+        "findings.jsonl": lambda p: output.write_findings(result, pack, p),
     }
     return _Scrubbed(batch.typed, annotated["scrub_status"], result.findings, batch.sources, writers)
 

@@ -277,7 +277,7 @@ def _assemble(spill: _Spill, pieces: list[_PieceInfo], found: list[np.ndarray], 
     categories = {"rule_id": sorted(r.id for r in pack.rules), "cause": sorted({r.cause for r in pack.rules}),
                   "severity": sorted(SEVERITIES), "carc": sorted({r.denial_code for r in pack.rules})}
     with contextlib.ExitStack() as files:
-        jsonl_out = files.enter_context(findings_path.open("w", encoding="utf-8"))
+        jsonl_out = files.enter_context(findings_path.open("wb"))
         if fmt == "parquet":
             parquet_out = files.enter_context(output.ParquetRows(annotated_path))
         else:
@@ -292,7 +292,7 @@ def _assemble(spill: _Spill, pieces: list[_PieceInfo], found: list[np.ndarray], 
                 parquet_out.append(output.parquet_table(annotated))
             else:
                 output.write_csv_rows(annotated, csv_out, header=index == 0)
-            jsonl_out.write(output.findings_jsonl(ScrubResult(findings), pack))
+            output.write_findings_jsonl(ScrubResult(findings), pack, jsonl_out)
             statuses.append(annotated["scrub_status"].astype(status_type))
             findings["row"] += piece.start
             for column, values in categories.items():
