@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scrubber.distinct import distinct_rows
 from scrubber.fields import FieldType
 from scrubber.reference import ReferenceData
 
@@ -102,6 +103,17 @@ def _map_unique(series: pd.Series, fn: Callable[[Any], Any], dtype: str | None =
     return mapped.astype(dtype) if dtype else mapped
 
 
+def _map_unique_parts(series: pd.Series, fn: Callable[[Any], tuple[Any, ...]], missing: tuple[Any, ...]) -> list[np.ndarray]:
+    """Like _map_unique for a `fn` that returns a tuple: one array per tuple position, every line
+    getting its value's results (`missing` where the value is missing), without a Python step per line."""
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    results = np.empty((len(missing), len(uniques) + 1), dtype=object)
+    for i, value in enumerate(uniques):
+        results[:, i] = fn(value)
+    results[:, -1] = missing
+    return [part[codes] for part in results]
+
+
 def _join(items: list[str]) -> str | None:
     return ";".join(items) if items else None
 
@@ -132,16 +144,20 @@ def _per_payer(values: pd.Series, frame: pd.DataFrame, ctx: DeriveContext, key: 
     return pd.Series(pd.array(results, dtype=dtype)[pair_codes], index=frame.index)
 
 
-def _payer_settings(frame: pd.DataFrame, ctx: DeriveContext, key: str) -> pd.Series:
-    """Each line's value of one payer setting (defaults < payer type < payer profile)."""
+def _payer_settings(frame: pd.DataFrame, ctx: DeriveContext, key: str,
+                    convert: Callable[[Any], Any] = lambda value: value) -> pd.Series:
+    """Each line's value of one payer setting (defaults < payer type < payer profile), passed
+    through `convert` once per distinct payer."""
     if ctx.payer_codes is None:
-        codes, combos = pd.MultiIndex.from_frame(frame[["payer_type", "payer_id"]]).factorize()
-        ctx.payer_codes = (codes, [tuple(None if pd.isna(v) else v for v in c) for c in combos])
+        payers = frame[["payer_type", "payer_id"]]
+        codes, first = distinct_rows([(c, len(u)) for c, u in (pd.factorize(payers[k]) for k in payers.columns)])
+        combos = [tuple(None if pd.isna(v) else v for v in payers.iloc[row]) for row in first]
+        ctx.payer_codes = (codes, combos)
     codes, combos = ctx.payer_codes
-    values = [ctx.reference.settings_for(*c).get(key) for c in combos]
+    values = [convert(ctx.reference.settings_for(*c).get(key)) for c in combos]
     lookup = np.empty(len(values) + 1, dtype=object)
     lookup[:-1] = values
-    lookup[-1] = ctx.reference.settings_for(None, None).get(key)  # code -1: a missing payer
+    lookup[-1] = convert(ctx.reference.settings_for(None, None).get(key))  # code -1: a missing payer
     return pd.Series(lookup[codes], index=frame.index)
 
 
@@ -180,13 +196,11 @@ def _diagnoses(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
         return (len(codes), codes[0] if codes else None, _join(malformed),
                 all(c.startswith("Z") for c in codes) if codes else None, _join(cats))
 
-    dx = frame["dx_codes"]
-    results = _map_unique(dx, analyse)
-    parts = list(zip(*[r if isinstance(r, tuple) else (0, None, None, None, None) for r in results], strict=True))
+    parts = _map_unique_parts(frame["dx_codes"], analyse, missing=(0, None, None, None, None))
     idx = frame.index
     categories = pd.Series(parts[4], index=idx, dtype="object")
     # Missing where the line has no diagnosis at all; "" where it has some but none chronic.
-    present = pd.Series(parts[0], index=idx).gt(0).to_numpy()
+    present = parts[0].astype(np.int64) > 0
     by_line = categories.fillna("").where(present, None)
     has_chronic = _per_payer(by_line, frame, ctx, "chronic_conditions",
                              lambda cats, accepted: None if cats is None else bool(set(_items(cats)) & set(accepted or ())),
@@ -224,9 +238,8 @@ def _diagnosis_validity(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd
             return (_join([c for c in wellformed if c not in icd.valid]),
                     _join([c for c in wellformed if c in icd.valid and c not in icd.billable]))
 
-        checked = _map_unique(frame.loc[in_force, "dx_codes"], check)
-        unknown[in_force] = [r[0] if isinstance(r, tuple) else None for r in checked]
-        not_billable[in_force] = [r[1] if isinstance(r, tuple) else None for r in checked]
+        unknown[in_force], not_billable[in_force] = _map_unique_parts(frame.loc[in_force, "dx_codes"], check,
+                                                                      missing=(None, None))
         release[in_force] = icd.name
     loaded = release.notna().astype("boolean").where(service.notna(), pd.NA)
     return {"dx_unknown": unknown, "dx_not_billable": not_billable, "dx_code_set": release, "dx_code_set_loaded": loaded}
@@ -313,14 +326,14 @@ def _providers(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     ],
 )
 def _payer(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
-    limits = _payer_settings(frame, ctx, "filing_limit")
     service = frame["service_date"]
     submitted = frame["submission_date"].fillna(pd.Timestamp(ctx.run_date))
     deadline = pd.Series(pd.NaT, index=frame.index, dtype=service.dtype)
     limit_text = pd.Series(pd.NA, index=frame.index, dtype="string")
-    # Each distinct limit once: a limit is a one-key mapping {days: N} or {months: N}.
-    as_text = pd.Series([f"{n} {unit}" for v in limits for unit, n in (v or {"": ""}).items()],
-                        index=frame.index, dtype="string").mask(limits.isna())
+    # A limit is a one-key mapping {days: N} or {months: N}: as text, "N days" or "N months".
+    as_text = _payer_settings(frame, ctx, "filing_limit",
+                              lambda limit: next((f"{n} {unit}" for unit, n in limit.items()), None) if limit else None
+                              ).astype("string")
     for text in as_text.dropna().unique():
         n, unit = text.split(" ")
         mask = (as_text == text).fillna(False).astype(bool)

@@ -24,6 +24,7 @@ import pandas as pd
 
 from scrubber import regex
 from scrubber.compile import FACT_KIND, CompiledRule, FlagColumn, encode_text, number_json
+from scrubber.distinct import distinct_rows
 from scrubber.errors import EngineError
 from scrubber.fields import FieldType
 
@@ -129,7 +130,7 @@ def evaluate(compiled: CompiledRule, facts: FactFrame) -> np.ndarray:
         return np.zeros(0, dtype=bool)
     columns = [facts.presence(f) if f in compiled.presence_only else facts.column(f) for f in compiled.fields]
     columns += [facts.flag(s) for s in compiled.flags]
-    group_of_line, representatives = distinct([(codes, len(frags)) for codes, frags in columns])
+    group_of_line, representatives = distinct_rows([(codes, len(frags)) for codes, frags in columns])
     fired_groups = np.zeros(len(representatives), dtype=bool)
     handle = _handle(compiled)
     for start in range(0, len(representatives), CHUNK_SIZE):
@@ -143,25 +144,6 @@ def evaluate(compiled: CompiledRule, facts: FactFrame) -> np.ndarray:
         for local_id in _run_chunk(handle, texts, compiled.rule_id):
             fired_groups[start + local_id] = True
     return fired_groups[group_of_line]
-
-
-def distinct(columns: list[tuple[np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray]:
-    """Group lines by their values in `columns` (factorize codes, -1 = missing, and the number of
-    distinct values): (group index per line, first line of each group)."""
-    n = len(columns[0][0]) if columns else 0
-    key = np.zeros(n, dtype=np.int64)
-    span = 1
-    for codes, count in columns:
-        radix = count + 1
-        if span * radix >= 2**62:  # keep the mixed-radix key inside int64
-            key = pd.factorize(key)[0].astype(np.int64)
-            span = int(key.max()) + 1
-        key = key * radix + (codes + 1)
-        span *= radix
-    group_of_line, uniques = pd.factorize(key)
-    first = np.full(len(uniques), n, dtype=np.int64)
-    np.minimum.at(first, group_of_line, np.arange(n, dtype=np.int64))
-    return group_of_line, first
 
 
 def _run_chunk(handle: int, texts: list[str], rule_id: str) -> set[int]:

@@ -17,6 +17,7 @@ from scrubber import engine
 from scrubber.claims import ClaimBatch
 from scrubber.compile import CompiledRule, compile_condition
 from scrubber.derive import ICD_PATTERN, DeriveContext, derive
+from scrubber.distinct import distinct_rows
 from scrubber.fields import FieldType
 from scrubber.loader import RulePack, field_types
 from scrubber.model import All, Leaf, Op, Rule
@@ -95,7 +96,7 @@ class DisplayValues:
     def column(self, name: str) -> tuple[np.ndarray, Any]:
         if name not in self._columns:
             codes, uniques = pd.factorize(self.frame[name], use_na_sentinel=True)
-            self._columns[name] = (codes.astype(np.int64), uniques)
+            self._columns[name] = (codes.astype(np.int64), np.asarray(uniques, dtype=object))
         return self._columns[name]
 
 
@@ -105,7 +106,7 @@ def render(template: str, values: DisplayValues, rows: np.ndarray) -> np.ndarray
     if not names:
         return np.full(len(rows), template, dtype=object)
     columns = [values.column(n) for n in names]
-    group_of_row, first = engine.distinct([(codes[rows], len(uniques)) for codes, uniques in columns])
+    group_of_row, first = distinct_rows([(codes[rows], len(uniques)) for codes, uniques in columns])
     texts = []
     for row in rows[first]:
         shown = {}
@@ -148,37 +149,56 @@ class _Shard:
     payer_id: np.ndarray
 
 
-def _findings_of(rule: Rule, shard: _Shard) -> pd.DataFrame | None:
-    """One rule through the engine, then its findings (rows local to the shard) with rendered messages."""
+@dataclass
+class _Fired:
+    """One rule's findings in a shard: the shard rows it fired on and what each finding says."""
+
+    rule: Rule
+    rows: np.ndarray
+    severity: np.ndarray
+    message: np.ndarray
+    fix: np.ndarray
+
+
+def _fired(rule: Rule, shard: _Shard) -> _Fired | None:
+    """One rule through the engine, then its findings with rendered messages."""
     mask = engine.evaluate(compiled_rule(shard.pack, rule), shard.facts)
     rows = np.flatnonzero(mask)
     if len(rows) == 0:
         return None
-    return pd.DataFrame({
-        "row": rows,
-        "claim_id": shard.claim[rows],
-        "line_no": shard.line_no[rows],
-        "rule_id": rule.id,
-        "cause": rule.cause,
-        "severity": _severities(rule, shard.payer_type, shard.payer_id, rows, shard.pack),
-        "carc": rule.denial_code,
-        "message": render(rule.message, shard.display, rows),
-        "fix": render(rule.fix, shard.display, rows),
-    })
+    return _Fired(rule, rows, _severities(rule, shard.payer_type, shard.payer_id, rows, shard.pack),
+                  render(rule.message, shard.display, rows), render(rule.fix, shard.display, rows))
 
 
 def scrub_lines(base: pd.DataFrame, rows: np.ndarray, pack: RulePack, run_date: date) -> list[pd.DataFrame]:
     """Derive the line and patient facts of `rows` (whole patients), run every rule, return findings
-    numbered by their row in the batch."""
+    (one frame, or none) numbered by their row in the batch."""
     frame = base.iloc[rows]
     frame = derive(frame, DeriveContext(pack.reference, run_date), fields_used(pack), scopes=("line", "patient"))
     shard = _Shard(pack, DisplayValues(frame), engine.FactFrame(frame, field_types()),
                    frame["claim_id"].to_numpy(dtype=object), frame["line_no"].to_numpy(dtype=object),
                    frame["payer_type"].fillna("").to_numpy(dtype=object), frame["payer_id"].fillna("").to_numpy(dtype=object))
-    parts = [f for f in (_findings_of(rule, shard) for rule in pack.rules) if f is not None]
-    for part in parts:
-        part["row"] = rows[part["row"].to_numpy()]
-    return parts
+    fired = [f for f in (_fired(rule, shard) for rule in pack.rules) if f is not None]
+    if not fired:
+        return []
+    local = np.concatenate([f.rows for f in fired])
+    counts = [len(f.rows) for f in fired]
+
+    def per_rule(attribute: str) -> np.ndarray:
+        return np.repeat(np.array([getattr(f.rule, attribute) for f in fired], dtype=object), counts)
+
+    # One frame for all rules: building one per rule costs more than the rules' engine work.
+    return [pd.DataFrame({
+        "row": rows[local],
+        "claim_id": shard.claim[local],
+        "line_no": shard.line_no[local],
+        "rule_id": per_rule("id"),
+        "cause": per_rule("cause"),
+        "severity": np.concatenate([f.severity for f in fired]),
+        "carc": per_rule("denial_code"),
+        "message": np.concatenate([f.message for f in fired]),
+        "fix": np.concatenate([f.fix for f in fired]),
+    })]
 
 
 _SHARED: tuple[pd.DataFrame, RulePack, date] | None = None  # set before forking (see _in_workers)
