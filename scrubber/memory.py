@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import sys
 from typing import Any
 
 
@@ -18,8 +19,12 @@ def libc() -> Any:
 
 
 def release_memory() -> None:
-    """glibc keeps freed memory for reuse; after a stage that freed hundreds of MB, hand it back so
-    the next stage (or a forked worker) does not stack on top of it. A no-op elsewhere."""
+    """glibc and Arrow's allocator (mimalloc) keep freed memory for reuse; after a stage that freed
+    hundreds of MB, hand it back so the next stage (or a forked worker) does not stack on top of it.
+    A no-op elsewhere."""
+    arrow = sys.modules.get("pyarrow")
+    if arrow is not None:
+        arrow.default_memory_pool().release_unused()
     trim = getattr(libc(), "malloc_trim", None)
     if trim is not None:
         trim(0)

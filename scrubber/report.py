@@ -100,7 +100,7 @@ class Report:
 
 
 def build_summary(
-    annotated_status: pd.Series,
+    status: pd.Categorical,
     findings: pd.DataFrame,
     typed: pd.DataFrame,
     pack: RulePack,
@@ -109,7 +109,6 @@ def build_summary(
     run: dict[str, Any],
     line_money: LineDollars | None = None,
 ) -> tuple[dict[str, Any], Report]:
-    status = annotated_status.to_numpy()
     counts = {s: int((status == s).sum()) for s in ("clean", "at-risk", "deny")}
     if line_money is None:
         line_money = line_dollars(typed, pack.reference.tables.get(EXPECTED_PAYMENT, []))

@@ -96,7 +96,7 @@ def _empty_chart(chart_id: str, title: str) -> str:
             f'<p class="empty">Nothing to show: no line was flagged.</p></figure>')
 
 
-def date_chart(chart_id: str, title: str, dates: np.ndarray, status: np.ndarray) -> str:
+def date_chart(chart_id: str, title: str, dates: np.ndarray, status: pd.Categorical) -> str:
     """Stacked columns of line status per service day, week or month (only periods with lines)."""
     # Work on the distinct days (a few hundred), then count lines per bucket and status with one
     # bincount: a 10M-line run never sorts or copies its dates.
@@ -171,7 +171,7 @@ def _taken(column: pd.Series, rows: np.ndarray) -> pd.Series:
     return column.take(rows).reset_index(drop=True)
 
 
-def table_data(findings: pd.DataFrame, typed: pd.DataFrame, status: np.ndarray, dollars: LineDollars) -> dict[str, Any]:
+def table_data(findings: pd.DataFrame, typed: pd.DataFrame, status: pd.Categorical, dollars: LineDollars) -> dict[str, Any]:
     """The findings on flagged lines, one row each, as columns for the page's script."""
     rows = findings["row"].to_numpy(dtype=np.int64)
     dates = typed["service_date"].to_numpy()[rows].astype("datetime64[D]")
@@ -181,7 +181,7 @@ def table_data(findings: pd.DataFrame, typed: pd.DataFrame, status: np.ndarray, 
         "n": len(findings),
         "claim": _encoded(findings["claim_id"]),
         "line_no": line_no.astype(object).where(line_no.notna(), None).tolist(),
-        "status": _encoded(status[rows]),
+        "status": _encoded(np.asarray(status[rows], dtype=object)),
         "severity": _encoded(findings["severity"]),
         "cause": _encoded(findings["cause"]),
         "rule": _encoded(findings["rule_id"]),
@@ -221,7 +221,7 @@ def _by_severity_rows(findings: pd.DataFrame, column: str, label_tip: Callable[[
     return out
 
 
-def _payer_rows(typed: pd.DataFrame, status: np.ndarray, dollars: LineDollars) -> list[tuple[str, str, list[Segment], str]]:
+def _payer_rows(typed: pd.DataFrame, status: pd.Categorical, dollars: LineDollars) -> list[tuple[str, str, list[Segment], str]]:
     codes, payers = payer_codes(typed)
     n = len(payers)
     charge = np.nan_to_num(dollars.charge)
@@ -245,7 +245,7 @@ def _payer_rows(typed: pd.DataFrame, status: np.ndarray, dollars: LineDollars) -
     return rows
 
 
-def render_html(summary: dict[str, Any], findings: pd.DataFrame, typed: pd.DataFrame, status: np.ndarray,
+def render_html(summary: dict[str, Any], findings: pd.DataFrame, typed: pd.DataFrame, status: pd.Categorical,
                 dollars: LineDollars, rule_names: dict[str, str]) -> str:
     lines = summary["lines"]
     money_block = summary["dollars_at_risk"]
