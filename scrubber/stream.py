@@ -114,9 +114,9 @@ def _batch_families(pack: RulePack) -> list[str]:
 
 
 class _Spill:
-    """Arrow IPC files in a folder, each written once with its rows sorted by group, so that one
-    group's rows are a slice of every file: reading a bucket maps the files and copies nothing
-    it does not need (uncompressed: a streamed run needs about twice the export's size on disk)."""
+    """Arrow IPC files in a folder, each written once with its rows sorted by group and one record
+    batch per group, so that reading one group's rows reads that batch of each file and nothing
+    else (uncompressed: a streamed run needs about twice the export's size on disk)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -128,18 +128,31 @@ class _Spill:
             groups = np.zeros(len(frame), dtype=np.int64)
         else:
             table = table.take(np.argsort(groups, kind="stable"))
+        starts = np.concatenate([[0], np.cumsum(np.bincount(groups, minlength=count))])
+        with pa.OSFile(str(self.root / name), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            empty = pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in table.schema], schema=table.schema)
+            for group in range(count):
+                rows = table.slice(starts[group], starts[group + 1] - starts[group]).combine_chunks().to_batches()
+                writer.write_batch(rows[0] if rows else empty)
+        return starts
+
+    def write_table(self, name: str, table: pa.Table) -> None:
         with pa.OSFile(str(self.root / name), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
-        return np.concatenate([[0], np.cumsum(np.bincount(groups, minlength=count))])
+
+    def table(self, name: str) -> pa.Table:
+        """A whole file, mapped (no copy)."""
+        return pa.ipc.open_file(pa.memory_map(str(self.root / name))).read_all()
 
     def read(self, parts: list[tuple[str, np.ndarray]], group: int = 0) -> pd.DataFrame:
         """Group `group`'s rows of each file (name, group starts), in file order."""
-        tables = []
+        batches = []
         for name, starts in parts:
-            table = pa.ipc.open_file(pa.memory_map(str(self.root / name))).read_all()
-            tables.append(table.slice(starts[group], starts[group + 1] - starts[group]))
+            if starts[group + 1] > starts[group] or not batches:  # the first keeps the schema of an empty group
+                batches.append(pa.ipc.open_file(pa.memory_map(str(self.root / name))).get_batch(group))
         # Copied out of the mapped files into one chunk: the frame then holds no file open, and
         # pandas works on one array per column, not one per file.
+        tables = [pa.Table.from_batches([b]) for b in batches]
         return pa.concat_tables(tables, promote_options="permissive").combine_chunks().to_pandas()
 
 
@@ -265,45 +278,82 @@ class _PieceInfo:
     columns: list[str]  # its raw column names
 
 
+_DETAILS = ["claim_id", "message", "fix"]  # the findings' columns the parent keeps only for some (_Kept)
+
+
+def _annotate_piece(task: tuple[int, _PieceInfo, list[np.ndarray], list[str], str]) -> tuple[np.ndarray, pd.DataFrame]:
+    """Write one piece's annotated lines and findings.jsonl lines to part files and its findings'
+    details to the spill; return its statuses (codes of SEVERITY_RANK) and its findings with the
+    details left empty. Runs in a worker."""
+    index, piece, found, columns, fmt = task
+    assert _SHARED is not None
+    root, pack, _ = _SHARED
+    spill = _Spill(root)
+    raw = spill.read([(f"raw-{index}", np.array([0, piece.lines]))])
+    raw.columns = piece.columns
+    raw = raw.reindex(columns=columns)  # files with other columns leave theirs empty
+    findings = _piece_findings(spill, found, index, piece.start)
+    annotated = output.annotated_frame(raw, findings)
+    if fmt == "parquet":
+        spill.write_table(f"annotated-{index}", output.parquet_table(annotated))
+    else:
+        with (root / f"annotated-{index}").open("wb") as part:
+            output.write_csv_rows(annotated, part, header=index == 0)
+    with (root / f"findings-{index}").open("wb") as part:
+        output.write_findings_jsonl(ScrubResult(findings), pack, part)
+    spill.write(f"details-{index}", findings[_DETAILS].astype("string"))
+    status = pd.Categorical(annotated["scrub_status"], categories=list(output.SEVERITY_RANK)).codes
+    findings["row"] += piece.start
+    # Text the counts read, as categories: millions of findings of a few dozen rules.
+    categories = {"rule_id": sorted(r.id for r in pack.rules), "cause": sorted({r.cause for r in pack.rules}),
+                  "severity": sorted(SEVERITIES), "carc": sorted({r.denial_code for r in pack.rules})}
+    for column, values in categories.items():
+        findings[column] = pd.Categorical(findings[column], categories=values)
+    for column in _DETAILS:
+        findings[column] = pd.Series(pd.NA, index=findings.index, dtype="string")
+    del raw, annotated
+    release_memory()
+    return status, findings
+
+
+def _append_part(path: Path, target: Any) -> None:
+    with path.open("rb") as part:
+        shutil.copyfileobj(part, target, 1 << 22)
+    path.unlink()
+
+
 def _assemble(spill: _Spill, pieces: list[_PieceInfo], found: list[np.ndarray], columns: list[str], fmt: str,
-              pack: RulePack) -> tuple[pd.Series, pd.DataFrame, Path, Path]:
-    """Write the annotated file and findings.jsonl piece by piece, in input order."""
+              pool: ProcessPoolExecutor | None) -> tuple[pd.Series, pd.DataFrame, Path, Path]:
+    """Annotate the pieces in the workers; append their parts to the annotated file and
+    findings.jsonl in input order, and keep the findings' details the reports list."""
     annotated_path = spill.root / output.annotated_name(fmt)
     findings_path = spill.root / "findings.jsonl"
     statuses, kept_findings = [], []
     kept = _Kept()
-    # Text the counts read, as categories: millions of findings of a few dozen rules.
-    status_type = pd.CategoricalDtype(list(output.SEVERITY_RANK))
-    categories = {"rule_id": sorted(r.id for r in pack.rules), "cause": sorted({r.cause for r in pack.rules}),
-                  "severity": sorted(SEVERITIES), "carc": sorted({r.denial_code for r in pack.rules})}
+    tasks = [(index, piece, found, columns, fmt) for index, piece in enumerate(pieces)]
     with contextlib.ExitStack() as files:
         jsonl_out = files.enter_context(findings_path.open("wb"))
         if fmt == "parquet":
             parquet_out = files.enter_context(output.ParquetRows(annotated_path))
         else:
             csv_out = files.enter_context(annotated_path.open("wb"))
-        for index, piece in enumerate(pieces):
-            raw = spill.read([(f"raw-{index}", np.array([0, piece.lines]))])
-            raw.columns = piece.columns
-            raw = raw.reindex(columns=columns)  # files with other columns leave theirs empty
-            findings = _piece_findings(spill, found, index, piece.start)
-            annotated = output.annotated_frame(raw, findings)
+        done = pool.map(_annotate_piece, tasks) if pool else map(_annotate_piece, tasks)
+        for index, (status, findings) in enumerate(done):
             if fmt == "parquet":
-                parquet_out.append(output.parquet_table(annotated))
+                parquet_out.append(spill.table(f"annotated-{index}"))  # mapped: still readable once unlinked
+                (spill.root / f"annotated-{index}").unlink()
             else:
-                output.write_csv_rows(annotated, csv_out, header=index == 0)
-            output.write_findings_jsonl(ScrubResult(findings), pack, jsonl_out)
-            statuses.append(annotated["scrub_status"].astype(status_type))
-            findings["row"] += piece.start
-            for column, values in categories.items():
-                findings[column] = pd.Categorical(findings[column], categories=values)
+                _append_part(spill.root / f"annotated-{index}", csv_out)
+            _append_part(spill.root / f"findings-{index}", jsonl_out)
+            statuses.append(status)
             detailed = kept.detailed(findings)
-            for column in ("claim_id", "message", "fix"):
-                findings[column] = findings[column].astype("string").where(detailed)
+            if detailed.any():
+                details = spill.read([(f"details-{index}", np.array([0, len(findings)]))])
+                for column in _DETAILS:
+                    findings.loc[detailed, column] = details[column].to_numpy()[detailed]
             kept_findings.append(findings)
-            release_memory()
-    return (pd.concat(statuses, ignore_index=True), pd.concat(kept_findings, ignore_index=True),
-            annotated_path, findings_path)
+    status = pd.Series(pd.Categorical.from_codes(np.concatenate(statuses), categories=list(output.SEVERITY_RANK)))
+    return status, pd.concat(kept_findings, ignore_index=True), annotated_path, findings_path
 
 
 def scrub_streamed(pieces: Iterator[Piece], pack: RulePack, run_date: date, workers: int, fmt: str,
@@ -336,8 +386,8 @@ def scrub_streamed(pieces: Iterator[Piece], pack: RulePack, run_date: date, work
                 starts = np.array([p.start for p in infos], dtype=np.int64)
                 tasks = [(b, layout, starts) for b in range(layout.buckets)]
                 found = list(pool.map(_scrub_bucket, tasks) if pool else map(_scrub_bucket, tasks))
-        with stage("annotate"):
-            status, findings, annotated, findings_jsonl = _assemble(spill, infos, found, list(columns), fmt, pack)
+            with stage("annotate"):
+                status, findings, annotated, findings_jsonl = _assemble(spill, infos, found, list(columns), fmt, pool)
         sources = count_sources([(p.file_index, p.file, p.lines) for p in infos])
         return StreamedRun(_concat_compact(report_lines), status, findings, sources, spill.root, annotated, findings_jsonl)
     except BaseException:
