@@ -22,7 +22,7 @@ import multiprocessing
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date
@@ -185,23 +185,21 @@ def _spill_piece(spill: _Spill, index: int, piece: Piece, start: int, layout: _L
         starts.append(spill.write(f"{family}-in-{index}", narrow, key_bucket, layout.key_buckets))
 
 
-def _derive_batch_facts(spill: _Spill, pack: RulePack, run_date: date, layout: _Layout) -> None:
-    """Batch-wide facts per key bucket (every line of a session or claim is in one), each file
-    sorted by patient bucket."""
-    ctx = DeriveContext(pack.reference, run_date)
-    wanted = fields_used(pack)
-    for family, per_piece in layout.keyed.items():
-        names = [f.name for f in FAMILIES[family].fields]
-        inputs = [(f"{family}-in-{i}", starts) for i, starts in enumerate(per_piece)]
-        for k in range(layout.key_buckets):
-            lines = spill.read(inputs, k)
-            facts = derive(lines, ctx, wanted & set(names), scopes=("batch",))
-            facts = facts[[ROW, *(n for n in names if n in facts.columns)]]
-            layout.facts[family].append(spill.write(f"{family}-out-{k}", facts,
-                                                    lines[BUCKET].to_numpy(dtype=np.int64), layout.buckets))
-
-
 _SHARED: tuple[Path, RulePack, date] | None = None  # set before the workers fork
+
+
+def _derive_key_bucket(task: tuple[str, int, list[np.ndarray], int]) -> np.ndarray:
+    """One batch-wide family's facts for one key bucket (every line of a session or claim is in
+    one), written sorted by patient bucket; returns where each patient bucket starts. Runs in a worker."""
+    family, k, per_piece, buckets = task
+    assert _SHARED is not None
+    root, pack, run_date = _SHARED
+    spill = _Spill(root)
+    names = [f.name for f in FAMILIES[family].fields]
+    lines = spill.read([(f"{family}-in-{i}", starts) for i, starts in enumerate(per_piece)], k)
+    facts = derive(lines, DeriveContext(pack.reference, run_date), fields_used(pack) & set(names), scopes=("batch",))
+    facts = facts[[ROW, *(n for n in names if n in facts.columns)]]
+    return spill.write(f"{family}-out-{k}", facts, lines[BUCKET].to_numpy(dtype=np.int64), buckets)
 
 
 def _scrub_bucket(task: tuple[int, _Layout, np.ndarray]) -> np.ndarray:
@@ -241,6 +239,11 @@ def _workers(root: Path, pack: RulePack, run_date: date, workers: int) -> Iterat
         if pool is not None:
             pool.shutdown(cancel_futures=True)
         _SHARED = None
+
+
+def _map(pool: ProcessPoolExecutor | None, fn: Callable[[Any], Any], tasks: list[Any]) -> Iterator[Any]:
+    """fn over the tasks, in the workers when there are some; results in task order."""
+    return pool.map(fn, tasks) if pool else map(fn, tasks)
 
 
 def _piece_findings(spill: _Spill, found: list[np.ndarray], index: int, start: int) -> pd.DataFrame:
@@ -337,7 +340,7 @@ def _assemble(spill: _Spill, pieces: list[_PieceInfo], found: list[np.ndarray], 
             parquet_out = files.enter_context(output.ParquetRows(annotated_path))
         else:
             csv_out = files.enter_context(annotated_path.open("wb"))
-        done = pool.map(_annotate_piece, tasks) if pool else map(_annotate_piece, tasks)
+        done = _map(pool, _annotate_piece, tasks)
         for index, (status, findings) in enumerate(done):
             if fmt == "parquet":
                 parquet_out.append(spill.table(f"annotated-{index}"))  # mapped: still readable once unlinked
@@ -382,10 +385,13 @@ def scrub_streamed(pieces: Iterator[Piece], pack: RulePack, run_date: date, work
                     release_memory()
             with stage("scrub"):
                 with stage("derive batch-wide facts"):
-                    _derive_batch_facts(spill, pack, run_date, layout)
+                    tasks = [(family, k, per_piece, layout.buckets)
+                             for family, per_piece in layout.keyed.items() for k in range(layout.key_buckets)]
+                    for (family, _, _, _), starts in zip(tasks, _map(pool, _derive_key_bucket, tasks), strict=True):
+                        layout.facts[family].append(starts)
                 starts = np.array([p.start for p in infos], dtype=np.int64)
-                tasks = [(b, layout, starts) for b in range(layout.buckets)]
-                found = list(pool.map(_scrub_bucket, tasks) if pool else map(_scrub_bucket, tasks))
+                buckets = [(b, layout, starts) for b in range(layout.buckets)]
+                found = list(_map(pool, _scrub_bucket, buckets))
             with stage("annotate"):
                 status, findings, annotated, findings_jsonl = _assemble(spill, infos, found, list(columns), fmt, pool)
         sources = count_sources([(p.file_index, p.file, p.lines) for p in infos])
