@@ -10,6 +10,7 @@ Errors name files, columns and rows, never a cell value of a PHI column.
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import io
 import json
@@ -622,14 +623,19 @@ class Piece:
     file_index: int  # which input file, in command-line order
     file: str
     raw: pd.DataFrame
-    typed: pd.DataFrame
+    columns: dict[str, str]  # canonical name -> raw column (apply_mapping)
+
+    @functools.cached_property
+    def typed(self) -> pd.DataFrame:
+        """The typed lines, parsed when first asked for (a streamed run types its pieces in workers)."""
+        return type_columns(self.raw, self.columns)
 
 
 def iter_pieces(paths: list[Path], mapping: dict[str, str], chunk_lines: int | None) -> Iterator[Piece]:
     """Every input file in order, in typed pieces of about `chunk_lines` lines (see iter_raw)."""
     for index, path in enumerate(paths):
         for raw in iter_raw(path, chunk_lines):
-            yield Piece(index, path.name, raw, type_columns(raw, apply_mapping(raw, mapping, path)))
+            yield Piece(index, path.name, raw, apply_mapping(raw, mapping, path))
 
 
 def sources_of(pieces: list[Piece]) -> list[tuple[str, int]]:

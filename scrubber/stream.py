@@ -34,7 +34,7 @@ import pandas as pd
 import pyarrow as pa
 
 from scrubber import output
-from scrubber.claims import Piece, count_sources
+from scrubber.claims import Piece, count_sources, type_columns
 from scrubber.derive import FAMILIES, DeriveContext, derive
 from scrubber.fields import SEVERITIES
 from scrubber.junit import MAX_LISTED
@@ -167,25 +167,50 @@ class _Layout:
     facts: dict[str, list[np.ndarray]]  # per batch family, per key bucket
 
 
-def _spill_piece(spill: _Spill, index: int, piece: Piece, start: int, layout: _Layout) -> None:
-    raw = piece.raw.copy()
+def _spill_raw(spill: _Spill, index: int, raw: pd.DataFrame) -> None:
+    raw = raw.copy()
     raw.columns = [f"c{i}" for i in range(raw.shape[1])]  # headers may repeat or be blank
     spill.write(f"raw-{index}", raw.astype("string"))
-    typed = piece.typed.assign(**{ROW: np.arange(start, start + len(piece.typed), dtype=np.int64)})
-    bucket = shard_of(typed["patient_id"], layout.buckets).astype(np.int64)
+
+
+@dataclass
+class _PieceInfo:
+    file_index: int
+    file: str
+    start: int  # row of its first line in the whole input
+    lines: int
+    columns: list[str]  # its raw column names
+
+
+def _type_piece(task: tuple[int, _PieceInfo, dict[str, str], dict[int, str], tuple[int, int, tuple[str, ...]]]
+                ) -> tuple[np.ndarray, dict[str, np.ndarray], pd.DataFrame]:
+    """Type one spilled piece; file its lines by patient bucket and the columns the batch families
+    read by key bucket. Returns where each bucket starts in those files, and the piece's report
+    columns. Runs in a worker."""
+    index, info, columns, row_problems, (buckets, key_buckets, families) = task
+    assert _SHARED is not None
+    spill = _Spill(_SHARED[0])
+    raw = spill.read([(f"raw-{index}", np.array([0, info.lines]))])
+    raw.columns = info.columns
+    raw.attrs["row_problems"] = row_problems  # damaged rows the reader found (claims.type_columns)
+    typed = type_columns(raw, columns)
+    typed[ROW] = np.arange(info.start, info.start + info.lines, dtype=np.int64)
+    bucket = shard_of(typed["patient_id"], buckets).astype(np.int64)
     typed[BUCKET] = bucket
-    layout.lines.append(spill.write(f"lines-{index}", typed, bucket, layout.buckets))
-    for family, starts in layout.keyed.items():
+    lines = spill.write(f"lines-{index}", typed, bucket, buckets)
+    keyed = {}
+    for family in families:
         f = FAMILIES[family]
         narrow = typed[[*f.reads, ROW, BUCKET]]
-        key_bucket = shard_of(narrow[f.key], layout.key_buckets).astype(np.int64)
+        key_bucket = shard_of(narrow[f.key], key_buckets).astype(np.int64)
         if not f.missing_key_groups:  # most lines have no session: spread them, or one bucket gets them all
             alone = narrow[f.key].isna().to_numpy()
-            key_bucket[alone] = narrow[ROW].to_numpy()[alone] % layout.key_buckets
-        starts.append(spill.write(f"{family}-in-{index}", narrow, key_bucket, layout.key_buckets))
-
-
-_SHARED: tuple[Path, RulePack, date] | None = None  # set before the workers fork
+            key_bucket[alone] = narrow[ROW].to_numpy()[alone] % key_buckets
+        keyed[family] = spill.write(f"{family}-in-{index}", narrow, key_bucket, key_buckets)
+    report = _compact(typed)
+    del raw, typed
+    release_memory()
+    return lines, keyed, report
 
 
 def _derive_key_bucket(task: tuple[str, int, list[np.ndarray], int]) -> np.ndarray:
@@ -270,15 +295,6 @@ class _Kept:
         for g, n in group.value_counts().items():
             self.per_group[g] = self.per_group.get(g, 0) + int(n)
         return keep
-
-
-@dataclass
-class _PieceInfo:
-    file_index: int
-    file: str
-    start: int  # row of its first line in the whole input
-    lines: int
-    columns: list[str]  # its raw column names
 
 
 _DETAILS = ["claim_id", "message", "fix"]  # the findings' columns the parent keeps only for some (_Kept)
@@ -374,15 +390,26 @@ def scrub_streamed(pieces: Iterator[Piece], pack: RulePack, run_date: date, work
     try:
         with _workers(spill.root, pack, run_date, workers) as pool:
             with stage("read"):
+                # This process parses the export; the workers type each piece as it is spilled.
                 start = 0
+                typing: list[Any] = []
                 for index, piece in enumerate(pieces):
-                    _spill_piece(spill, index, piece, start, layout)
-                    infos.append(_PieceInfo(piece.file_index, piece.file, start, len(piece.raw), list(piece.raw.columns)))
+                    _spill_raw(spill, index, piece.raw)
+                    info = _PieceInfo(piece.file_index, piece.file, start, len(piece.raw), list(piece.raw.columns))
+                    task = (index, info, piece.columns, piece.raw.attrs.get("row_problems", {}),
+                            (layout.buckets, layout.key_buckets, tuple(layout.keyed)))
+                    typing.append(pool.submit(_type_piece, task) if pool else task)
+                    infos.append(info)
                     columns.update(dict.fromkeys(piece.raw.columns))
-                    report_lines.append(_compact(piece.typed))
                     start += len(piece.raw)
                     del piece
                     release_memory()
+                for item in typing:
+                    lines, keyed, report = item.result() if pool else _type_piece(item)
+                    layout.lines.append(lines)
+                    for family, starts in keyed.items():
+                        layout.keyed[family].append(starts)
+                    report_lines.append(report)
             with stage("scrub"):
                 with stage("derive batch-wide facts"):
                     tasks = [(family, k, per_piece, layout.buckets)
