@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import multiprocessing
 import os
 import shutil
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, UTC
 from pathlib import Path
@@ -16,7 +18,7 @@ import pandas as pd
 
 from scrubber import output, progress
 from scrubber.claims import ClaimBatch, Piece, batch_of, estimate_lines, iter_pieces, load_mapping, sources_of
-from scrubber.errors import InputError, RuleConfigError
+from scrubber.errors import ConfigProblem, InputError, RuleConfigError
 from scrubber.junit import render_junit
 from scrubber.loader import BUNDLED_RULES, RulePack, load_pack
 from scrubber.memory import release_memory
@@ -66,16 +68,49 @@ def _run(inputs: list[Path], out: Path, rules_dirs: list[Path], mapping: Path | 
     clock = time.perf_counter()
     with stage("load rules"):
         pack = load_pack(rules_dirs or [BUNDLED_RULES], select, ignore)
-        too_broad = baseline_problems(pack)  # a rule that flags the clean baseline line would flag everything
-        if too_broad:
-            raise RuleConfigError(too_broad)
-    scrubbed = (_scrub_on_cluster(inputs, load_mapping(mapping), pack, run_date, scheduler, fmt) if engine == "dask"
-                else _scrub_here(inputs, load_mapping(mapping), pack, run_date, workers, fmt, out, chunk_lines))
+        baseline_checked = _check_baseline(pack, aside=workers > 1 and engine == "local")
+    if engine == "dask":
+        baseline_checked()
+        scrubbed = _scrub_on_cluster(inputs, load_mapping(mapping), pack, run_date, scheduler, fmt)
+    else:
+        scrubbed = _scrub_here(inputs, load_mapping(mapping), pack, run_date, workers, fmt, out, chunk_lines,
+                               baseline_checked)
     try:
         return _report_and_write(scrubbed, inputs, out, pack, fmt, fail_on, run_date, workers, started, clock)
     finally:
         if scrubbed.spill is not None:
             shutil.rmtree(scrubbed.spill, ignore_errors=True)
+
+
+_PACK: RulePack | None = None  # the pack a forked baseline check reads (set before the fork)
+
+
+def _baseline_problems_of_pack() -> list[ConfigProblem]:
+    assert _PACK is not None
+    return baseline_problems(_PACK)
+
+
+def _check_baseline(pack: RulePack, aside: bool) -> Callable[[], None]:
+    """Check that no rule fires on the clean baseline line (such a rule would flag everything).
+    With `aside`, the check runs in a forked process while this one reads the export; the returned
+    function waits for it and raises RuleConfigError, before anything is scrubbed."""
+    if not aside:
+        problems = baseline_problems(pack)
+        future = None
+    else:
+        global _PACK
+        _PACK = pack
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+        future = pool.submit(_baseline_problems_of_pack)  # forks here: the pack is inherited, not pickled
+        pool.shutdown(wait=False)  # the process ends once the check is done
+        _PACK = None
+
+    def checked() -> None:
+        too_broad = future.result() if future is not None else problems
+        if too_broad:
+            raise RuleConfigError(too_broad)
+
+    return checked
 
 
 @dataclass
@@ -113,7 +148,7 @@ def _scrub_on_cluster(inputs: list[Path], mapping: dict[str, str], pack: RulePac
 
 
 def _scrub_here(inputs: list[Path], mapping: dict[str, str], pack: RulePack, run_date: date, workers: int,
-                fmt: str, out: Path, chunk_lines: int) -> _Scrubbed:
+                fmt: str, out: Path, chunk_lines: int, baseline_checked: Callable[[], None]) -> _Scrubbed:
     """An export of up to `chunk_lines` lines is scrubbed in memory; a larger one is streamed."""
     pieces = iter_pieces(inputs, mapping, chunk_lines)
     with stage("read"):
@@ -124,8 +159,10 @@ def _scrub_here(inputs: list[Path], mapping: dict[str, str], pack: RulePack, run
             too_large = sum(len(p.raw) for p in first) > chunk_lines
             if too_large:
                 break
+        if not too_large:  # typed here; a streamed run types its pieces in the workers
+            batch = batch_of([p.raw for p in first], [p.typed for p in first], sources_of(first))
+    baseline_checked()
     if not too_large:
-        batch = batch_of([p.raw for p in first], [p.typed for p in first], sources_of(first))
         with stage("scrub"):
             result = scrub(batch, pack, run_date, workers)
         return _in_memory(batch, result, pack, fmt)

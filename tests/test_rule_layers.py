@@ -196,12 +196,13 @@ def test_a_malformed_icd_file_is_a_located_error(tmp_path: Path) -> None:
     assert "codes2027.txt:1:1: error: unknown ICD-10-CM file name" in str(caught.value)
 
 
-def test_a_rule_that_fires_on_the_baseline_line_stops_the_run(tmp_path: Path, baseline: dict) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])  # checked in this process, or aside while the export is read
+def test_a_rule_that_fires_on_the_baseline_line_stops_the_run(tmp_path: Path, baseline: dict, workers: str) -> None:
     too_broad = (BUNDLED_RULES / "edu" / "EDU_CURRICULUM_MISSING.yaml").read_text().replace(
         "{field: curriculum_id, op: missing}", "{field: curriculum_id, op: exists}")
     folder = rules_folder(tmp_path, {"edu/EDU_CURRICULUM_MISSING.yaml": too_broad})
     export = write_csv(tmp_path / "in.csv", [baseline])
-    done = run_cli("run", str(export), "--out", str(tmp_path / "out"), "--rules", str(folder))
+    done = run_cli("run", str(export), "--out", str(tmp_path / "out"), "--rules", str(folder), "--workers", workers)
     assert done.returncode == 2
     assert "EDU_CURRICULUM_MISSING.yaml:1:1: error: the rule fires on the baseline clean line" in done.stderr
     assert not (tmp_path / "out").exists()
