@@ -269,8 +269,8 @@ def _alive(pid: int) -> bool:
 def write_output(out: Path, writers: dict[str, Callable[[Path], None]], workers: int = 1) -> None:
     """Write every file into a new folder, then swap it in for `out` at once.
 
-    With workers > 1 the first (largest) file is written by a forked process while this one
-    writes the rest.
+    With workers > 1 the first two (largest) files are written by forked processes while this
+    one writes the rest.
     """
     out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -278,13 +278,14 @@ def write_output(out: Path, writers: dict[str, Callable[[Path], None]], workers:
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-{os.getpid()}-", dir=out.parent))
     try:
         items = list(writers.items())
-        child = _write_in_child(items[0][1], staging / items[0][0]) if workers > 1 and len(items) > 1 else None
-        for name, write in items[1 if child else 0:]:
+        aside = items[:2] if workers > 1 and len(items) > 2 else []
+        children = [(name, _write_in_child(write, staging / name)) for name, write in aside]
+        for name, write in items[len(aside):]:
             write(staging / name)
-        if child is not None:
+        for name, child in children:
             child.join()
             if child.exitcode != 0:
-                raise OSError(f"writing {items[0][0]} failed")
+                raise OSError(f"writing {name} failed")
         _swap_in(staging, out)
     finally:
         if staging.exists():
