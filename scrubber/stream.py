@@ -1,18 +1,18 @@
 """Scrub an export larger than memory: read in pieces, spilled to disk by patient, scrubbed one
 bucket of patients at a time, written back in input order.
 
-1. Read: each piece of the export (claims.iter_pieces) is typed; its raw cells are kept on disk
-   for the output, its typed lines go to the bucket of their patient, and the columns that
-   batch-wide facts read go to the bucket of their key (sessions by session id, claim line keys by
-   claim id).
+1. Read: this process parses the export piece by piece and spills each piece's raw cells; a worker
+   types the piece and files its lines by patient bucket, and the columns that batch-wide facts
+   read by the bucket of their key (sessions by session id, claim line keys by claim id).
 2. Batch-wide facts are derived per key bucket (every line of a session or claim is in one).
 3. Each patient bucket gets its batch-wide facts, then is scrubbed exactly as a whole batch is
-   (scrub.scrub_lines), in worker processes; its findings are filed by the piece they belong to.
-4. Piece by piece, in input order, the annotated file and findings.jsonl are appended to, and the
-   few columns the summary and reports need are kept.
+   (scrub.scrub_lines); its findings are filed by the piece they belong to.
+4. Each piece is annotated by a worker into part files, which this process appends, in input
+   order, to the annotated file and findings.jsonl, keeping the few columns the summary and
+   reports need.
 
-Findings are the same whatever the piece size or the number of buckets or workers: each fact is
-computed over every line it spans.
+Steps 1-4 run in forked worker processes when there are several. Findings are the same whatever
+the piece size or the number of buckets or workers: each fact is computed over every line it spans.
 """
 
 from __future__ import annotations
