@@ -150,8 +150,7 @@ class _Spill:
         for name, starts in parts:
             if starts[group + 1] > starts[group] or not batches:  # the first keeps the schema of an empty group
                 batches.append(pa.ipc.open_file(pa.memory_map(str(self.root / name))).get_batch(group))
-        # Copied out of the mapped files into one chunk: the frame then holds no file open, and
-        # pandas works on one array per column, not one per file.
+        # The files' batches in one chunk: pandas then works on one array per column, not one per file.
         tables = [pa.Table.from_batches([b]) for b in batches]
         return pa.concat_tables(tables, promote_options="permissive").combine_chunks().to_pandas()
 
