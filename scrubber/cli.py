@@ -12,6 +12,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
+from concurrent.futures import BrokenExecutor
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,9 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             _fail(str(exc))
         except MemoryError:
             _fail("out of memory; use a smaller --chunk-lines or fewer --workers")
+        except BrokenExecutor:  # a worker process was killed: by the kernel when memory ran out, or by hand
+            _fail("a worker process was killed (out of memory?); nothing was written; "
+                  "use a smaller --chunk-lines or fewer --workers")
         except BrokenPipeError:  # `scrubber rules list | head`: the reader left, nothing is wrong
             sys.stderr.close()
             sys.exit(ExitCode.OK)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -59,6 +60,46 @@ def test_a_run_killed_while_writing_leaves_the_previous_output_whole(tmp_path: P
 
     assert run_cli("run", str(small), "--out", str(out)).returncode == 0
     assert not list(tmp_path.glob(".out.new-*"))  # the next run removes what the killed run left
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc: the tests need no psutil)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while being listed
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="lists processes through /proc")
+def test_a_killed_worker_stops_the_run_with_exit_2_and_writes_nothing(tmp_path: Path, big_export: Path,
+                                                                       baseline: dict) -> None:
+    """The kernel kills a worker when memory runs out: the run must say so and leave the output alone."""
+    out = tmp_path / "out"
+    small = write_csv(tmp_path / "small.csv", [baseline])
+    assert run_cli("run", str(small), "--out", str(out)).returncode == 0
+    before = digests(out)
+
+    child = subprocess.Popen([sys.executable, "-m", "scrubber", "run", str(big_export), "--out", str(out),
+                              "--workers", "2", "--chunk-lines", "20000"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    killed = 0
+    deadline = time.monotonic() + 300
+    while child.poll() is None and time.monotonic() < deadline:
+        for pid in _children(child.pid):  # the streamed run's workers live until it has written its pieces
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+        time.sleep(0.01)
+    _, stderr = child.communicate(timeout=60)
+    assert killed, "the run ended before a worker could be killed"
+    assert child.returncode == 2
+    assert "scrubber: error: a worker process was killed (out of memory?); nothing was written" in stderr
+    assert digests(out) == before
 
 
 def test_output_is_byte_identical_whatever_the_number_of_workers(tmp_path: Path) -> None:
