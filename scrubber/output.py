@@ -60,16 +60,20 @@ def line_annotations(n_lines: int, findings: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def neutralise_formulas(values: pd.Series) -> pd.Series:
-    """Prefix a quote to text a spreadsheet would evaluate (OWASP CSV injection); keep numbers."""
-    text = values.astype("string")
-    risky = text.str.match(r"[=+\-@\t\r]").fillna(False).astype(bool)
-    if not risky.any():
-        return values
-    # A plain signed number ("-12.50", "+1,000") is data, not a formula.
-    number = pd.to_numeric(text.where(risky).str.replace(",", "", regex=False), errors="coerce").notna()
-    quote = risky & ~number
-    return text.where(~quote, "'" + text)
+def _csv_cells(values: pd.Series) -> Any:
+    """A column's cells as an Arrow string array, with text a spreadsheet would evaluate (OWASP
+    CSV injection) prefixed with a quote; plain signed numbers ("-12.50", "+1,000") are data."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cells = pa.array(values.astype("string"), pa.string(), from_pandas=True)
+    risky = pc.fill_null(pc.match_substring_regex(cells, r"^[=+\-@\t\r]"), False)
+    if not pc.any(risky).as_py():  # the usual case: the few risky cells are checked one by one below
+        return cells
+    texts = pd.Series(cells.filter(risky).to_pylist(), dtype="string")
+    number = pd.to_numeric(texts.str.replace(",", "", regex=False), errors="coerce").notna().to_numpy()
+    quoted = [text if is_number else "'" + text for text, is_number in zip(texts, number, strict=True)]
+    return pc.replace_with_mask(cells, risky, pa.array(quoted, pa.string()))
 
 
 def annotated_frame(raw: pd.DataFrame, findings: pd.DataFrame) -> pd.DataFrame:
@@ -167,8 +171,7 @@ def write_csv_rows(frame: pd.DataFrame, handle: BinaryIO, header: bool) -> None:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    columns = [pa.array(neutralise_formulas(frame[c]).astype("string"), pa.string(), from_pandas=True)
-               for c in frame.columns]
+    columns = [_csv_cells(frame[c]) for c in frame.columns]
     names = [header_text(c) for c in frame.columns]
     if header:
         handle.write((",".join('"' + h.replace('"', '""') + '"' for h in names) + "\n").encode("utf-8"))
