@@ -30,11 +30,15 @@ SCRUB_COLUMNS = ["scrub_status", "scrub_causes", "scrub_rule_ids", "scrub_carcs"
 SEVERITY_RANK = {"clean": 0, "at-risk": 1, "deny": 2}
 
 
-def _join_runs(rows: np.ndarray, values: list[str], sep: str) -> tuple[np.ndarray, list[str]]:
+def _join_runs(rows: np.ndarray, values: pd.Series, sep: str) -> tuple[np.ndarray, np.ndarray]:
     """Join `values` over runs of equal `rows` (rows sorted): (the row of each run, its text)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-    ends = [*starts[1:].tolist(), len(rows)]
-    return rows[starts], [sep.join(values[a:b]) for a, b in zip(starts.tolist(), ends, strict=True)]
+    offsets = pa.array(np.append(starts, len(rows)), pa.int64())
+    runs = pa.LargeListArray.from_arrays(offsets, pa.array(values.astype(object).to_numpy(), pa.large_string()))
+    return rows[starts], pc.binary_join(runs, pa.scalar(sep, pa.large_string())).to_numpy(zero_copy_only=False)
 
 
 def line_annotations(n_lines: int, findings: pd.DataFrame) -> pd.DataFrame:
@@ -55,7 +59,7 @@ def line_annotations(n_lines: int, findings: pd.DataFrame) -> pd.DataFrame:
             ("scrub_carcs", carcs, "carc", ";"),
             ("scrub_messages", ordered, "message", " | "),
         ):
-            where, texts = _join_runs(part["row"].to_numpy(dtype=np.int64), part[value].tolist(), sep)
+            where, texts = _join_runs(part["row"].to_numpy(dtype=np.int64), part[value], sep)
             out[column][where] = texts
     return pd.DataFrame(out)
 
@@ -67,7 +71,7 @@ def _csv_cells(values: pd.Series) -> Any:
     import pyarrow.compute as pc
 
     cells = pa.array(values.astype("string"), pa.string(), from_pandas=True)
-    risky = pc.fill_null(pc.match_substring_regex(cells, r"^[=+\-@\t\r]"), False)
+    risky = pc.is_in(pc.utf8_slice_codeunits(cells, 0, 1), value_set=pa.array(list("=+-@\t\r")))  # 2x a regex
     if not pc.any(risky).as_py():  # the usual case: the few risky cells are checked one by one below
         return cells
     texts = pd.Series(cells.filter(risky).to_pylist(), dtype="string")
