@@ -57,6 +57,8 @@ class DeriveContext:
     run_date: date
     # (payer_type, payer_id) pair of each line, factorized once per frame for `_payer_settings`.
     payer_codes: tuple[np.ndarray, list[tuple[Any, Any]]] | None = None
+    # Lines grouped by patient and date (codes, group count), once per frame for the same-day facts.
+    patient_days: tuple[np.ndarray, int] | None = None
 
 
 DERIVED: dict[str, DerivedField] = {}
@@ -159,6 +161,15 @@ def _payer_settings(frame: pd.DataFrame, ctx: DeriveContext, key: str,
     lookup[:-1] = values
     lookup[-1] = convert(ctx.reference.settings_for(None, None).get(key))  # code -1: a missing payer
     return pd.Series(lookup[codes], index=frame.index)
+
+
+def _patient_days(frame: pd.DataFrame, ctx: DeriveContext) -> np.ndarray:
+    """Each line's (patient, service date) group; -1 where either is missing."""
+    if ctx.patient_days is None:
+        keys = [pd.factorize(frame[k], use_na_sentinel=True) for k in ("patient_id", "service_date")]
+        group, first = distinct_rows([(codes, len(uniques)) for codes, uniques in keys])
+        ctx.patient_days = (np.where(np.logical_and.reduce([codes >= 0 for codes, _ in keys]), group, -1), len(first))
+    return ctx.patient_days[0]
 
 
 # -- diagnoses ------------------------------------------------------------------------------------
@@ -527,43 +538,54 @@ def _line_keys(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     scope="patient",
 )
 def _bundling(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
-    is_em = _in_set(frame, "cpt", ctx, "em_codes")
+    is_em = _in_set(frame, "cpt", ctx, "em_codes").to_numpy()
     same_day_em = pd.Series(pd.NA, index=frame.index, dtype="string")
     if is_em.any():
-        keys = ["patient_id", "service_date", "billing_npi"]
-        em = frame.loc[is_em, [*keys, "cpt"]].dropna(subset=keys).drop_duplicates(subset=keys)
-        merged = frame[keys].reset_index().merge(em, on=keys, how="left").set_index("index")
-        same_day_em = merged["cpt"].reindex(frame.index).astype("string")
+        # Each line's (patient, date, billing NPI) group gets the code of the group's first E/M line.
+        day = _patient_days(frame, ctx)
+        npi, npis = pd.factorize(frame["billing_npi"], use_na_sentinel=True)
+        group, _ = distinct_rows([(day, ctx.patient_days[1]), (npi, len(npis))])
+        complete = (day >= 0) & (npi >= 0)
+        em_rows = np.flatnonzero(is_em & complete)
+        em_groups, first = np.unique(group[em_rows], return_index=True)
+        code_of_group = np.full(int(group.max()) + 1, None, dtype=object)
+        code_of_group[em_groups] = frame["cpt"].to_numpy(dtype=object)[em_rows[first]]
+        same_day_em = pd.Series(code_of_group[group], index=frame.index, dtype="string").where(complete)
 
     column1, indicator = _ncci_column1(frame, ctx)
     return {"same_day_em_code": same_day_em, "ncci_column1_code": column1, "ncci_modifier_indicator": indicator}
 
 
 def _ncci_column1(frame: pd.DataFrame, ctx: DeriveContext) -> tuple[pd.Series, pd.Series]:
-    """For a column-2 line of an NCCI pair in force on its date: the first column-1 code billed the
-    same day, and that pair's modifier indicator."""
-    column1 = pd.Series(pd.NA, index=frame.index, dtype="string")
-    indicator = pd.Series(pd.NA, index=frame.index, dtype="string")
-    pairs = pd.DataFrame(ctx.reference.tables.get("ncci_ptp_therapy.csv", []))
-    if pairs.empty:
-        return column1, indicator
-    # An open start or end is far outside any service date (Timestamp.min/max do not fit datetime64[s]).
-    pairs["start"] = pd.to_datetime(pairs["effective_from"].replace("", "1900-01-01")).astype("datetime64[s]")
-    pairs["end"] = pd.to_datetime(pairs["effective_to"].replace("", "2999-12-31")).astype("datetime64[s]")
-    pairs["order"] = range(len(pairs))
-    keys = ["patient_id", "service_date"]
-    lines = frame[[*keys, "cpt"]].dropna().reset_index(names="line")
-    candidates = lines.merge(pairs, left_on="cpt", right_on="column2")
-    candidates = candidates[candidates["service_date"].between(candidates["start"], candidates["end"])]
-    if candidates.empty:
-        return column1, indicator
-    billed = lines[[*keys, "cpt"]].drop_duplicates().rename(columns={"cpt": "column1"})
-    hits = candidates.merge(billed, on=[*keys, "column1"]).sort_values(["line", "order"])
-    first = hits.drop_duplicates("line")
-    column1[first["line"].to_numpy()] = first["column1"].to_numpy()
-    indicator[first["line"].to_numpy()] = first["modifier_indicator"].to_numpy()
-    return column1, indicator
-
+    """For a column-2 line of an NCCI pair in force on its date: the first column-1 code (in the
+    table's order) billed for the same patient and date, and that pair's modifier indicator."""
+    column1 = np.full(len(frame), None, dtype=object)
+    indicator = np.full(len(frame), None, dtype=object)
+    pairs = ctx.reference.tables.get("ncci_ptp_therapy.csv", [])
+    day = _patient_days(frame, ctx)
+    cpt_codes, cpts = pd.factorize(frame["cpt"], use_na_sentinel=True)
+    complete = (day >= 0) & (cpt_codes >= 0)
+    # (patient and date, code) of every billed line, as one number.
+    billed = np.unique(day[complete] * (len(cpts) + 1) + cpt_codes[complete])
+    code_of = {code: i for i, code in enumerate(cpts)}
+    service = frame["service_date"]
+    open_ = np.ones(len(frame), dtype=bool)  # no pair found yet: the table's first match wins
+    for pair in pairs:
+        second, first = code_of.get(pair["column2"]), code_of.get(pair["column1"])
+        if second is None or first is None:
+            continue
+        start = pd.Timestamp(pair["effective_from"] or "1900-01-01")
+        end = pd.Timestamp(pair["effective_to"] or "2999-12-31")
+        in_force = service.between(start, end).fillna(False).to_numpy(dtype=bool)
+        rows = np.flatnonzero(complete & open_ & (cpt_codes == second) & in_force)
+        wanted = day[rows] * (len(cpts) + 1) + first
+        at = np.minimum(np.searchsorted(billed, wanted), len(billed) - 1)  # billed is sorted: no hash set per pair
+        rows = rows[billed[at] == wanted]
+        column1[rows] = pair["column1"]
+        indicator[rows] = pair["modifier_indicator"]
+        open_[rows] = False
+    return (pd.Series(column1, index=frame.index, dtype="string"),
+            pd.Series(indicator, index=frame.index, dtype="string"))
 
 
 # -- frequency ------------------------------------------------------------------------------------

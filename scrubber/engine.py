@@ -82,21 +82,33 @@ class FactFrame:
         self.frame = frame
         self.types = field_types
         self._columns: dict[str, tuple[np.ndarray, list[str]]] = {}
+        self._factorized: dict[str, tuple[np.ndarray, Any]] = {}
 
     def __len__(self) -> int:
         return len(self.frame)
 
+    def factorized(self, name: str) -> tuple[np.ndarray, Any]:
+        """The column's factorize codes (-1 = missing) and distinct values, computed once (messages
+        read them too)."""
+        if name not in self._factorized:
+            codes, uniques = pd.factorize(self.frame[name], use_na_sentinel=True)
+            self._factorized[name] = (codes.astype(np.int64), uniques)
+        return self._factorized[name]
+
     def column(self, name: str) -> tuple[np.ndarray, list[str]]:
         """Factorize codes (-1 = missing) and the `"name": value` JSON fragment of each code."""
         if name not in self._columns:
-            series = self.frame[name]
             ftype = self.types[name]
             if ftype is FieldType.LIST:
+                series = self.frame[name]
                 series = series.where(series.str.strip(";") != "", None)  # ";;" holds no item: empty
-            codes, uniques = pd.factorize(series, use_na_sentinel=True)
+                codes, uniques = pd.factorize(series, use_na_sentinel=True)
+                codes = codes.astype(np.int64)
+            else:
+                codes, uniques = self.factorized(name)
             key = json.dumps(name)
             fragments = [f"{key}: {_value_json(v, ftype)}" for v in uniques]
-            self._columns[name] = (codes.astype(np.int64), fragments)
+            self._columns[name] = (codes, fragments)
         return self._columns[name]
 
     def presence(self, name: str) -> tuple[np.ndarray, list[str]]:

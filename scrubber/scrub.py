@@ -86,17 +86,17 @@ def _display(value: Any, name: str) -> str:
 
 
 class DisplayValues:
-    """A frame's columns factorized once, for filling message templates: codes (-1 = missing) and
-    the distinct values they index."""
+    """The shard's columns as message templates read them: factorize codes (-1 = missing), shared
+    with the engine's facts, and the distinct values as plain objects."""
 
-    def __init__(self, frame: pd.DataFrame):
-        self.frame = frame
-        self._columns: dict[str, tuple[np.ndarray, Any]] = {}
+    def __init__(self, facts: engine.FactFrame):
+        self.facts = facts
+        self._columns: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
-    def column(self, name: str) -> tuple[np.ndarray, Any]:
+    def column(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         if name not in self._columns:
-            codes, uniques = pd.factorize(self.frame[name], use_na_sentinel=True)
-            self._columns[name] = (codes.astype(np.int64), np.asarray(uniques, dtype=object))
+            codes, uniques = self.facts.factorized(name)
+            self._columns[name] = (codes, np.asarray(uniques, dtype=object))
         return self._columns[name]
 
 
@@ -175,7 +175,8 @@ def scrub_lines(base: pd.DataFrame, rows: np.ndarray, pack: RulePack, run_date: 
     (one frame, or none) numbered by their row in the batch."""
     frame = base.iloc[rows]
     frame = derive(frame, DeriveContext(pack.reference, run_date), fields_used(pack), scopes=("line", "patient"))
-    shard = _Shard(pack, DisplayValues(frame), engine.FactFrame(frame, field_types()),
+    facts = engine.FactFrame(frame, field_types())
+    shard = _Shard(pack, DisplayValues(facts), facts,
                    frame["claim_id"].to_numpy(dtype=object), frame["line_no"].to_numpy(dtype=object),
                    frame["payer_type"].fillna("").to_numpy(dtype=object), frame["payer_id"].fillna("").to_numpy(dtype=object))
     fired = [f for f in (_fired(rule, shard) for rule in pack.rules) if f is not None]
