@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from scrubber.distinct import distinct_rows
 from scrubber.fields import FieldType
@@ -94,6 +95,12 @@ def derive(frame: pd.DataFrame, ctx: DeriveContext, wanted: set[str], scopes: tu
 
 
 # -- helpers --------------------------------------------------------------------------------------
+def _strings(values: np.ndarray, index: pd.Index) -> pd.Series:
+    """Text values (str, or None / NA for missing) as a string Series: Arrow converts an object
+    array at once, where pandas checks it element by element (a tenth of a shard's derive time)."""
+    return pd.Series(pd.arrays.ArrowStringArray(pa.array(values, pa.large_string(), from_pandas=True)), index=index)
+
+
 def _map_unique(series: pd.Series, fn: Callable[[Any], Any], dtype: str | None = None) -> pd.Series:
     """Apply `fn` once per distinct non-missing value and map the results back to every line."""
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
@@ -101,6 +108,8 @@ def _map_unique(series: pd.Series, fn: Callable[[Any], Any], dtype: str | None =
     results = np.empty(len(uniques) + 1, dtype=object)  # the last slot: missing values
     for i, value in enumerate(uniques):
         results[i] = fn(value)
+    if dtype == "string":
+        return _strings(results[codes], series.index)
     mapped = pd.Series(results[codes], index=series.index, dtype=object)
     return mapped.astype(dtype) if dtype else mapped
 
@@ -160,7 +169,7 @@ def _payer_settings(frame: pd.DataFrame, ctx: DeriveContext, key: str,
     lookup = np.empty(len(values) + 1, dtype=object)
     lookup[:-1] = values
     lookup[-1] = convert(ctx.reference.settings_for(None, None).get(key))  # code -1: a missing payer
-    return pd.Series(lookup[codes], index=frame.index)
+    return pd.Series(lookup[codes], index=frame.index, dtype=object)  # callers type it (no inference per line)
 
 
 def _patient_days(frame: pd.DataFrame, ctx: DeriveContext) -> np.ndarray:
@@ -218,12 +227,12 @@ def _diagnoses(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
                              "boolean")
     return {
         "dx_count": pd.Series(parts[0], index=idx, dtype="Int64"),
-        "dx_primary": pd.Series(parts[1], index=idx, dtype="string"),
-        "dx_malformed": pd.Series(parts[2], index=idx, dtype="string"),
+        "dx_primary": _strings(parts[1], idx),
+        "dx_malformed": _strings(parts[2], idx),
         **_diagnosis_validity(frame, ctx),
         "dx_all_z": pd.Series(parts[3], index=idx, dtype="boolean"),
         "dx_has_chronic": has_chronic,
-        "dx_categories": categories.astype("string"),
+        "dx_categories": _strings(parts[4], idx),
     }
 
 
@@ -342,9 +351,8 @@ def _payer(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     deadline = pd.Series(pd.NaT, index=frame.index, dtype=service.dtype)
     limit_text = pd.Series(pd.NA, index=frame.index, dtype="string")
     # A limit is a one-key mapping {days: N} or {months: N}: as text, "N days" or "N months".
-    as_text = _payer_settings(frame, ctx, "filing_limit",
-                              lambda limit: next((f"{n} {unit}" for unit, n in limit.items()), None) if limit else None
-                              ).astype("string")
+    as_text = _strings(_payer_settings(frame, ctx, "filing_limit", lambda limit: next(
+        (f"{n} {unit}" for unit, n in limit.items()), None) if limit else None).to_numpy(), frame.index)
     for text in as_text.dropna().unique():
         n, unit = text.split(" ")
         mask = (as_text == text).fillna(False).astype(bool)
@@ -362,8 +370,8 @@ def _payer(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
         "prior_auth_required": pa,
         "telehealth_modifier_required": _payer_settings(frame, ctx, "telehealth_modifier_required").astype("boolean"),
         "therapy_modifier_required": _payer_settings(frame, ctx, "therapy_modifier_required").astype("boolean"),
-        "time_rule": _payer_settings(frame, ctx, "time_rule").astype("string"),
-        "therapy_time_rule": _payer_settings(frame, ctx, "therapy_time_rule").astype("string"),
+        "time_rule": _strings(_payer_settings(frame, ctx, "time_rule").to_numpy(), frame.index),
+        "therapy_time_rule": _strings(_payer_settings(frame, ctx, "therapy_time_rule").to_numpy(), frame.index),
     }
 
 
@@ -550,7 +558,7 @@ def _bundling(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
         em_groups, first = np.unique(group[em_rows], return_index=True)
         code_of_group = np.full(int(group.max()) + 1, None, dtype=object)
         code_of_group[em_groups] = frame["cpt"].to_numpy(dtype=object)[em_rows[first]]
-        same_day_em = pd.Series(code_of_group[group], index=frame.index, dtype="string").where(complete)
+        same_day_em = _strings(np.where(complete, code_of_group[group], None), frame.index)
 
     column1, indicator = _ncci_column1(frame, ctx)
     return {"same_day_em_code": same_day_em, "ncci_column1_code": column1, "ncci_modifier_indicator": indicator}
@@ -584,8 +592,7 @@ def _ncci_column1(frame: pd.DataFrame, ctx: DeriveContext) -> tuple[pd.Series, p
         column1[rows] = pair["column1"]
         indicator[rows] = pair["modifier_indicator"]
         open_[rows] = False
-    return (pd.Series(column1, index=frame.index, dtype="string"),
-            pd.Series(indicator, index=frame.index, dtype="string"))
+    return _strings(column1, frame.index), _strings(indicator, frame.index)
 
 
 # -- frequency ------------------------------------------------------------------------------------
