@@ -91,7 +91,12 @@ def iter_raw(path: Path, chunk_lines: int | None) -> Iterator[pd.DataFrame]:
     except Exception as exc:
         if name.endswith(".gz") and isinstance(exc, OSError | EOFError):
             raise InputError(f"{path}: not a valid gzip file") from None
-        raise InputError(f"{path}: cannot be read ({exc.__class__.__name__})") from None
+        raise unreadable(path, exc) from None
+
+
+def unreadable(path: Path, exc: Exception) -> InputError:
+    """The error for an input that cannot be read: the file and the kind of failure, never its text."""
+    return InputError(f"{path}: cannot be read ({exc.__class__.__name__})")
 
 
 def _parquet_pieces(path: Path, chunk_lines: int | None) -> Iterator[pd.DataFrame]:

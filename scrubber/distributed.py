@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from scrubber import __version__
-from scrubber.claims import ClaimBatch, _as_text, apply_mapping, batch_of, read_raw, type_columns
+from scrubber.claims import ClaimBatch, _as_text, apply_mapping, batch_of, read_raw, type_columns, unreadable
 from scrubber.derive import FAMILIES, DeriveContext, derive
 from scrubber.errors import InputError, ScrubberError
 from scrubber.loader import RulePack
@@ -152,11 +152,7 @@ def _parts(path: Path) -> list[InputPart] | InputError:
         dataset = pq.ParquetDataset(path)  # what read_raw's pq.read_table reads, file by file
         return [InputPart(path, fragment, dataset.schema) for fragment in dataset.fragments]
     except Exception as exc:
-        return _unreadable(path, exc)
-
-
-def _unreadable(path: Path, exc: Exception) -> InputError:
-    return InputError(f"{path}: cannot be read ({exc.__class__.__name__})")  # as claims.read_raw says
+        return unreadable(path, exc)
 
 
 def _raise_first_error(distributed: Any, listed: list[list[InputPart] | InputError], reads: list[list[Any]]) -> None:
@@ -183,7 +179,7 @@ def _read(part: InputPart, mapping: dict[str, str]) -> tuple[pd.DataFrame, pd.Da
         try:
             raw = _as_text(part.fragment.to_table(schema=part.schema))
         except Exception as exc:
-            raise _unreadable(part.path, exc) from None
+            raise unreadable(part.path, exc) from None
     return raw, type_columns(raw, apply_mapping(raw, mapping, part.path))
 
 
