@@ -231,6 +231,17 @@ def test_p2_thousands_of_distinct_facts_lose_nothing(tmp_path: Path) -> None:
     assert len(fired["TST_CLAIM_CHOSEN"]) == 60
 
 
+def test_projections_too_wide_for_one_int64_key_are_still_told_apart(tmp_path: Path) -> None:
+    """Lines are grouped by the values a rule reads, as one mixed-radix integer per line (fields in
+    name order). Four later fields of 65,535 values each make the first field's weight 2**64: in
+    64 bits it would vanish, and line 65,535 (billing_npi B) would get line 0's answer (A)."""
+    later = ["curriculum_id", "prior_auth_number", "referring_taxonomy", "session_id"]  # after billing_npi
+    pack = load(tmp_path, {"TST_WIDE": {"all": [{"field": "billing_npi", "op": "eq", "value": "A"},
+                                                  *({"field": f, "op": "ne", "value": "none"} for f in later)]}})
+    lines = [{"billing_npi": "A" if i == 0 else "B", **{f: f"v{i % 65_535}" for f in later}} for i in range(65_536)]
+    assert findings_by_rule(pack, lines)["TST_WIDE"] == [0]
+
+
 # -- P7: field-vs-field with the other field missing -----------------------------------------------
 def test_p7_ref_comparison_with_a_missing_field_is_false_and_its_not_is_true(
     tmp_path: Path,
