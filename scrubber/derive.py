@@ -172,13 +172,13 @@ def _payer_settings(frame: pd.DataFrame, ctx: DeriveContext, key: str,
     return pd.Series(lookup[codes], index=frame.index, dtype=object)  # callers type it (no inference per line)
 
 
-def _patient_days(frame: pd.DataFrame, ctx: DeriveContext) -> np.ndarray:
-    """Each line's (patient, service date) group; -1 where either is missing."""
+def _patient_days(frame: pd.DataFrame, ctx: DeriveContext) -> tuple[np.ndarray, int]:
+    """Each line's (patient, service date) group (-1 where either is missing), and the number of groups."""
     if ctx.patient_days is None:
         keys = [pd.factorize(frame[k], use_na_sentinel=True) for k in ("patient_id", "service_date")]
         group, first = distinct_rows([(codes, len(uniques)) for codes, uniques in keys])
         ctx.patient_days = (np.where(np.logical_and.reduce([codes >= 0 for codes, _ in keys]), group, -1), len(first))
-    return ctx.patient_days[0]
+    return ctx.patient_days
 
 
 # -- diagnoses ------------------------------------------------------------------------------------
@@ -550,9 +550,9 @@ def _bundling(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     same_day_em = pd.Series(pd.NA, index=frame.index, dtype="string")
     if is_em.any():
         # Each line's (patient, date, billing NPI) group gets the code of the group's first E/M line.
-        day = _patient_days(frame, ctx)
+        day, days = _patient_days(frame, ctx)
         npi, npis = pd.factorize(frame["billing_npi"], use_na_sentinel=True)
-        group, _ = distinct_rows([(day, ctx.patient_days[1]), (npi, len(npis))])
+        group, _ = distinct_rows([(day, days), (npi, len(npis))])
         complete = (day >= 0) & (npi >= 0)
         em_rows = np.flatnonzero(is_em & complete)
         em_groups, first = np.unique(group[em_rows], return_index=True)
@@ -570,7 +570,7 @@ def _ncci_column1(frame: pd.DataFrame, ctx: DeriveContext) -> tuple[pd.Series, p
     column1 = np.full(len(frame), None, dtype=object)
     indicator = np.full(len(frame), None, dtype=object)
     pairs = ctx.reference.tables.get("ncci_ptp_therapy.csv", [])
-    day = _patient_days(frame, ctx)
+    day, _ = _patient_days(frame, ctx)
     cpt_codes, cpts = pd.factorize(frame["cpt"], use_na_sentinel=True)
     complete = (day >= 0) & (cpt_codes >= 0)
     # (patient and date, code) of every billed line, as one number.

@@ -107,11 +107,9 @@ def build_summary(
     inputs: list[dict[str, Any]],
     fail_on: str,
     run: dict[str, Any],
-    line_money: LineDollars | None = None,
+    line_money: LineDollars,
 ) -> tuple[dict[str, Any], Report]:
     counts = {s: int((status == s).sum()) for s in ("clean", "at-risk", "deny")}
-    if line_money is None:
-        line_money = line_dollars(typed, pack.reference.tables.get(EXPECTED_PAYMENT, []))
     charge = typed["charge"].astype("Float64")
     flagged = status != "clean"
 

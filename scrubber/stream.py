@@ -129,16 +129,19 @@ class _Spill:
         else:
             table = table.take(np.argsort(groups, kind="stable"))
         starts = np.concatenate([[0], np.cumsum(np.bincount(groups, minlength=count))])
-        with pa.OSFile(str(self.root / name), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-            empty = pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in table.schema], schema=table.schema)
-            for group in range(count):
-                rows = table.slice(starts[group], starts[group + 1] - starts[group]).combine_chunks().to_batches()
-                writer.write_batch(rows[0] if rows else empty)
+        empty = pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in table.schema], schema=table.schema)
+        batches = []
+        for group in range(count):
+            rows = table.slice(starts[group], starts[group + 1] - starts[group]).combine_chunks().to_batches()
+            batches.append(rows[0] if rows else empty)
+        self.write_batches(name, table.schema, batches)
         return starts
 
-    def write_table(self, name: str, table: pa.Table) -> None:
-        with pa.OSFile(str(self.root / name), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table)
+    def write_batches(self, name: str, schema: pa.Schema, batches: list[pa.RecordBatch]) -> None:
+        """Write the batches as they are, empty ones included: batch i is group i."""
+        with pa.OSFile(str(self.root / name), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+            for batch in batches:
+                writer.write_batch(batch)
 
     def table(self, name: str) -> pa.Table:
         """A whole file, mapped (no copy)."""
@@ -167,9 +170,8 @@ class _Layout:
 
 
 def _spill_raw(spill: _Spill, index: int, raw: pd.DataFrame) -> None:
-    raw = raw.copy()
-    raw.columns = [f"c{i}" for i in range(raw.shape[1])]  # headers may repeat or be blank
-    spill.write(f"raw-{index}", raw.astype("string"))
+    names = [f"c{i}" for i in range(raw.shape[1])]  # headers may repeat or be blank
+    spill.write(f"raw-{index}", raw.set_axis(names, axis=1).astype("string"))
 
 
 @dataclass
@@ -313,7 +315,8 @@ def _annotate_piece(task: tuple[int, _PieceInfo, list[np.ndarray], list[str], st
     findings = _piece_findings(spill, found, index, piece.start)
     annotated = output.annotated_frame(raw, findings)
     if fmt == "parquet":
-        spill.write_table(f"annotated-{index}", output.parquet_table(annotated))
+        table = output.parquet_table(annotated)
+        spill.write_batches(f"annotated-{index}", table.schema, table.to_batches())
     else:
         with (root / f"annotated-{index}").open("wb") as part:
             output.write_csv_rows(annotated, part, header=index == 0)
