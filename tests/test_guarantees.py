@@ -206,6 +206,24 @@ def test_a_streamed_run_writes_what_an_in_memory_run_writes(tmp_path: Path, fmt:
     assert not list(tmp_path.glob(".*.new-*"))  # no spill or staging folder left behind
 
 
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_header_only_file_among_streamed_inputs_is_an_empty_piece(tmp_path: Path, fmt: str) -> None:
+    """A file with a header and no lines is a piece of no rows: spilled, typed and annotated like any other."""
+    export = make_export(600)
+    first, empty = tmp_path / "a.csv", tmp_path / "empty.csv"
+    export.to_csv(first, index=False)
+    export.iloc[:0].to_csv(empty, index=False)
+    runs = {}
+    for chunk in ("100000", "100"):
+        out = tmp_path / f"out{chunk}"
+        done = run_cli("run", str(first), str(empty), str(first), "--out", str(out), "--format", fmt,
+                       "--run-date", "2026-10-01", "--chunk-lines", chunk, "--fail-on", "never")
+        assert done.returncode == 0, done.stderr
+        runs[chunk] = _outputs(out)
+    assert runs["100"] == runs["100000"]
+    assert runs["100"]["summary.json"]["lines"]["total"] == 1200
+
+
 def test_pieces_cut_only_between_records(tmp_path: Path, baseline: dict) -> None:
     """A quoted cell with line breaks, commas and quotes never straddles two pieces; a short row
     is kept and reported wherever it falls."""
