@@ -181,13 +181,18 @@ def _csv_pieces(path: Path, chunk_lines: int | None) -> Iterator[pd.DataFrame]:
         start, end = _header_row(rest) or (0, len(rest))
         prefix, header_row, rest = rest[:end], rest[start:end], rest[end:]
         first = True
+        breaks = rest.count(b"\n")  # line breaks in `rest`, counted once per block read
         while True:
-            while not eof and rest.count(b"\n") < chunk_lines:
+            blocks = [rest]  # joined once: `rest += block` would copy a large piece once per block
+            while not eof and breaks < chunk_lines:
                 block = stream.read(_BLOCK)
                 eof = not block
-                rest += block
-            cut = len(rest) if eof and rest.count(b"\n") < chunk_lines else _cut(rest, chunk_lines)
+                blocks.append(block)
+                breaks += block.count(b"\n")
+            rest = b"".join(blocks)
+            cut = len(rest) if eof and breaks < chunk_lines else _cut(rest, chunk_lines)
             piece, rest = rest[:cut], rest[cut:]
+            breaks = rest.count(b"\n")
             if piece or first:
                 yield _parse_csv(path, (prefix if first else header_row) + piece, header)
             first = False
@@ -198,11 +203,24 @@ def _csv_pieces(path: Path, chunk_lines: int | None) -> Iterator[pd.DataFrame]:
 def _header_row(data: bytes) -> tuple[int, int] | None:
     """Where the header row (the first non-blank line) starts and ends, line break included;
     None until its line break has been read."""
-    start = 0
-    for found in _LINE_END.finditer(data):
-        if data[start:found.start()].strip(b"\xef\xbb\xbf \t\r,"):
-            return start, found.end()
-        start = found.end()
+    found = _first_filled_line(data)
+    if found is None or found[2] == found[3]:
+        return None
+    return found[1], found[3]
+
+
+def _first_filled_line(data: bytes) -> tuple[int, int, int, int] | None:
+    """The first line that is not blank (nor only commas): its number (1-based), where it starts,
+    where its text ends and where the next line starts. Lines end in \n, \r\n or a lone \r (old
+    Mac exports); the scan stops there, not at the end of a large piece."""
+    number, start = 0, 0
+    while start < len(data):
+        found = _LINE_END.search(data, start)
+        end, after = (found.start(), found.end()) if found else (len(data), len(data))
+        number += 1
+        if data[start:end].strip(b"\xef\xbb\xbf \t\r,"):
+            return number, start, end, after
+        start = after
     return None
 
 
@@ -263,16 +281,12 @@ def _internal_names(path: Path, header: list[str]) -> list[str]:
 def _csv_header(path: Path, data: bytes) -> list[str]:
     """The header row: the first non-blank line, decoded on its own (a large file may not be UTF-8
     further down, and a multi-byte character must not be cut)."""
-    start = 0
-    while start < len(data):
-        found = _LINE_END.search(data, start)  # \n, \r\n or a lone \r (old Mac exports)
-        end = found.start() if found else len(data)
-        line = data[start:end]
-        if line.strip(b"\xef\xbb\xbf \t\r,"):
-            row = next(csv.reader([_decode(line).rstrip("\r")]), [])
-            return _internal_names(path, [h.strip() for h in row])
-        start = found.end() if found else len(data)
-    raise InputError(f"{path}: the file is empty; expected a header row")
+    found = _first_filled_line(data)
+    if found is None:
+        raise InputError(f"{path}: the file is empty; expected a header row")
+    _, start, end, _ = found
+    row = next(csv.reader([_decode(data[start:end]).rstrip("\r")]), [])
+    return _internal_names(path, [h.strip() for h in row])
 
 
 def _read_csv_fast(data: bytes, header: list[str]) -> pd.DataFrame | None:
@@ -305,12 +319,8 @@ def _read_csv_fast(data: bytes, header: list[str]) -> pd.DataFrame | None:
 
 def _header_line(data: bytes) -> int:
     """Physical lines before and including the header (blank lines may precede it)."""
-    skipped = 0
-    for line in data.splitlines():
-        skipped += 1
-        if line.strip(b"\xef\xbb\xbf \t\r,"):
-            return skipped
-    return skipped
+    found = _first_filled_line(data)
+    return found[0] if found else len(data.splitlines())
 
 
 def _read_csv_tolerant(path: Path, data: bytes, header: list[str]) -> pd.DataFrame:
