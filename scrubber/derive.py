@@ -423,9 +423,10 @@ def _time(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
         complete = (grouped["minutes"].transform("count") == grouped["minutes"].transform("size")).astype(bool)
         total_units = grouped["units"].transform("sum")
         allowed = units_for_minutes(total_minutes, pd.Series(15, index=sub.index), pd.Series(8, index=sub.index))
-        day_minutes[sub.index] = total_minutes.where(complete)
-        day_units[sub.index] = total_units
-        day_allowed[sub.index] = allowed.where(complete)
+        # By mask, with the values' array: pandas 3 fails to set Int64 values holding <NA> by labels.
+        day_minutes[eight] = total_minutes.where(complete).array
+        day_units[eight] = total_units.array
+        day_allowed[eight] = allowed.where(complete).array
     return {
         "timed_code": unit.notna().astype("boolean"),
         "time_unit_minutes": unit,
@@ -475,7 +476,7 @@ def _sessions(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     if in_session.any():
         sub = frame.loc[in_session, ["session_id", "service_date", "patient_id", "cpt"]]
         grouped = sub.groupby(["session_id", "service_date"], sort=False)
-        count[sub.index] = grouped["patient_id"].transform("nunique")
+        count[in_session] = grouped["patient_id"].transform("nunique").array
         # The distinct codes of each session, sorted and joined: one sort, then a join per run.
         group = grouped.ngroup()
         pairs = pd.DataFrame({"g": group, "cpt": sub["cpt"]}).dropna().drop_duplicates().sort_values(["g", "cpt"])
@@ -484,8 +485,8 @@ def _sessions(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
         starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if len(g) else np.zeros(0, dtype=np.int64)
         ends = [*starts[1:].tolist(), len(g)]
         by_group = {int(g[a]): ";".join(cpts[a:b]) for a, b in zip(starts.tolist(), ends, strict=True)}
-        codes[sub.index] = group.map(by_group).astype("string")
-        n_codes[sub.index] = grouped["cpt"].transform("nunique")
+        codes[in_session] = group.map(by_group).astype("string").array
+        n_codes[in_session] = grouped["cpt"].transform("nunique").array
     return {
         "edu_min_patients": low,
         "edu_max_patients": high,
