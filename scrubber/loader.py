@@ -75,7 +75,7 @@ _PLACEHOLDERS: dict[str, Any] = {
 }
 REQUIRED_KEYS = ("id", "name", "summary", "cause", "severity", "carc", "when", "message", "fix", "sources", "examples")
 LEAF_KEYS = {"field", "op", "value", "set", "ref"}
-EXAMPLE_KEYS = {"title", "line", "batch", "fires_on", "message", "expect"}
+EXAMPLE_KEYS = {"title", "line", "batch", "fires_on", "message", "severity", "expect"}
 GROUP_CODES = ("CO", "OA", "PR", "PI", "CR")
 STATUSES = ("stable", "preview", "deprecated")
 
@@ -393,8 +393,13 @@ class _FileChecker:
         if message is not None and not isinstance(message, str):
             self.error(yamlfile.value_pos(item, "message"), "an example's 'message' must be text")
             return None
+        severity = item.get("severity")
+        if severity is not None and (severity not in SEVERITIES or expect != "fires"):
+            self.error(yamlfile.value_pos(item, "severity"),
+                       f"an example's 'severity' is one of {', '.join(SEVERITIES)}, on an example where the rule fires")
+            return None
         return Example(title.strip(), expect, tuple(dict(x) for x in lines), fires_on, message,
-                       kind == "todo", Where(self.shown, *pos))
+                       kind == "todo", Where(self.shown, *pos), severity)
 
     # -- the rule ------------------------------------------------------------------------------
     def rule(self, data: Any) -> Rule | str | None:

@@ -102,6 +102,7 @@ class Example:
     message: str | None = None
     todo: bool = False  # a known gap: expected to fail; fails the run once it starts passing
     where: Where | None = None
+    severity: str | None = None  # the severity expected on every line the rule fires on
 
 
 @dataclass(frozen=True)

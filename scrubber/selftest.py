@@ -67,6 +67,10 @@ def check_example(rule: Rule, example: Example, pack: RulePack) -> ExampleOutcom
         first = result.findings.loc[result.findings["rule_id"] == rule.id, "message"].iloc[0]
         if first != example.message:
             problems.append(f"expected message {example.message!r}, got {first!r}")
+    if example.severity is not None and not problems and expected_rows:
+        found = set(result.findings.loc[result.findings["rule_id"] == rule.id, "severity"])
+        if found != {example.severity}:
+            problems.append(f"expected severity {example.severity!r}, got {', '.join(sorted(found))}")
     held = not problems
     if example.todo:
         detail = "known gap still open" if not held else "todo example now behaves as expected: promote it to fires/passes"

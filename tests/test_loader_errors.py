@@ -29,6 +29,7 @@ EXPECTED = [
     ("pt/PT_DUPLICATE.yaml", 1, 5, ["duplicate id 'PT_DUPLICATE'", "edu/PT_DUPLICATE.yaml"]),
     ("pt/PT_TYPO_IN_CONDITION.yaml", 10, 26, ["op 'gt' needs exactly one of"]),
     ("pt/PT_TYPO_IN_CONDITION.yaml", 10, 30, ["unknown key 'valeu'", "did you mean 'value'"]),
+    ("pt/PT_TYPO_IN_CONDITION.yaml", 21, 17, ["'severity' is one of deny, at-risk"]),
 ]
 
 
