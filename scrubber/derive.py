@@ -196,7 +196,8 @@ ICD_PATTERN = re.compile(r"[A-Z][0-9][0-9A-Z][0-9A-Z]{0,4}")
         ("dx_malformed", T.LIST, "diagnosis codes that fail the ICD-10-CM pattern"),
         ("dx_unknown", T.LIST, "well-formed diagnosis codes not in the ICD-10-CM release in force on the service date"),
         ("dx_not_billable", T.LIST, "header codes (with sub-codes, not billable) in the release in force on the service date"),
-        ("dx_code_set", T.TEXT, "the ICD-10-CM release the diagnoses were checked against (missing: none covers the service date)"),
+        ("dx_code_set", T.TEXT, "the ICD-10-CM release the diagnoses were checked against: the one in force on the service date, "
+                                "or the newest loaded for a later date (missing: the date precedes every loaded release)"),
         ("dx_code_set_loaded", T.BOOL, "an ICD-10-CM release covering the service date is loaded"),
         ("dx_all_z", T.BOOL, "every diagnosis is a Z code (factors influencing health status)"),
         ("dx_has_chronic", T.BOOL, "a diagnosis falls in a chronic-condition category the payer accepts"),
@@ -239,29 +240,39 @@ def _diagnoses(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
 def _diagnosis_validity(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     """Each line's codes against the ICD-10-CM release in force on its service date.
 
-    A line that no loaded release covers is not judged against the wrong year: its unknown and
-    not-billable lists stay missing and `dx_code_set_loaded` is false, which a rule reports.
+    A date after the newest loaded release (a new fiscal year whose file is not loaded yet) is
+    checked against that newest release, with `dx_code_set_loaded` false: its codes are the best
+    evidence there is, and rules tell what it can prove (a header code) from what it cannot (a code
+    it lacks may be new). A date before every loaded release is not judged at all: its lists stay
+    missing: a code a later year split into sub-codes was billable before the split, so a newer
+    release would wrongly call it a header.
     """
     idx = frame.index
     unknown = pd.Series(pd.NA, index=idx, dtype="string")
     not_billable = pd.Series(pd.NA, index=idx, dtype="string")
     release = pd.Series(pd.NA, index=idx, dtype="string")
     service = frame["service_date"]
-    for icd in ctx.reference.icd_releases.values():
-        in_force = service.between(pd.Timestamp(icd.effective_from), pd.Timestamp(icd.effective_to)).fillna(False)
-        in_force = in_force.astype(bool) & release.isna()
-        if not in_force.any():
-            continue
 
-        def check(value: str, icd: Any = icd) -> tuple[str | None, str | None]:
+    def check_against(icd: Any, rows: pd.Series) -> None:
+        def check(value: str) -> tuple[str | None, str | None]:
             wellformed = [c for c in _items(value) if ICD_PATTERN.fullmatch(c)]
             return (_join([c for c in wellformed if c not in icd.valid]),
                     _join([c for c in wellformed if c in icd.valid and c not in icd.billable]))
 
-        unknown[in_force], not_billable[in_force] = _map_unique_parts(frame.loc[in_force, "dx_codes"], check,
-                                                                      missing=(None, None))
-        release[in_force] = icd.name
+        unknown[rows], not_billable[rows] = _map_unique_parts(frame.loc[rows, "dx_codes"], check, missing=(None, None))
+        release[rows] = icd.name
+
+    for icd in ctx.reference.icd_releases.values():
+        in_force = service.between(pd.Timestamp(icd.effective_from), pd.Timestamp(icd.effective_to)).fillna(False)
+        in_force = in_force.astype(bool) & release.isna()
+        if in_force.any():
+            check_against(icd, in_force)
     loaded = release.notna().astype("boolean").where(service.notna(), pd.NA)
+    newest = max(ctx.reference.icd_releases.values(), key=lambda r: r.effective_to, default=None)
+    if newest is not None:
+        later = (service > pd.Timestamp(newest.effective_to)).fillna(False).astype(bool) & release.isna()
+        if later.any():
+            check_against(newest, later)
     return {"dx_unknown": unknown, "dx_not_billable": not_billable, "dx_code_set": release, "dx_code_set_loaded": loaded}
 
 

@@ -159,12 +159,15 @@ DATED_RULE = ACME_RULE.replace("ACME_EDU_UNITS_OVER_TWO", "ACME_NEW_POLICY").rep
 def test_each_line_is_judged_by_the_code_set_and_rules_in_force_on_its_service_date(tmp_path: Path, baseline: dict) -> None:
     folder = rules_folder(tmp_path, {"tables/icd10cm/icd10cm_order_2027.txt": SYNTHETIC_FY2027,
                                      "acme/ACME_NEW_POLICY.yaml": DATED_RULE})
+    last_year = ("2025-09-20", "2025-09-25")
     before, after, next_year = ("2026-09-20", "2026-09-25"), ("2026-10-05", "2026-10-08"), ("2027-10-05", "2027-10-08")
     rows = [
+        ("FY25-E119", last_year, "E11.9"),  # before every loaded release: not checked
         ("FY26-E1199", before, "E11.99"),  # unknown in FY2026
         ("FY27-E1199", after, "E11.99"),  # billable in the (synthetic) FY2027 release
         ("FY27-E1165", after, "E11.65"),  # valid in FY2026, absent from the FY2027 file
-        ("FY28-E119", next_year, "E11.9"),  # no release loaded for FY2028
+        ("FY28-E119", next_year, "E11.9"),  # no FY2028 release: checked against FY2027, billable there
+        ("FY28-E1165", next_year, "E11.65"),  # not in FY2027: may be new in FY2028
     ]
     export = write_csv(tmp_path / "in.csv", [
         {**baseline, "claim_id": claim, "service_date": dos, "submission_date": sub, "order_date": "2026-09-01",
@@ -172,16 +175,18 @@ def test_each_line_is_judged_by_the_code_set_and_rules_in_force_on_its_service_d
         for claim, (dos, sub), dx in rows
     ])
     done = run_cli("run", str(export), "--out", str(tmp_path / "out"), "--rules", str(folder),
-                   "--select", "DX_CODE_UNKNOWN,DX_CODE_SET_NOT_LOADED,ACME_NEW_POLICY")
+                   "--select", "DX_CODE_UNKNOWN,DX_CODE_SET_NOT_LOADED,DX_CODE_SET_OUTDATED,ACME_NEW_POLICY")
     assert done.returncode == 1, done.stderr
     found: dict[str, set[str]] = {}
     for f in read_findings(tmp_path / "out"):
         found.setdefault(f["claim_id"], set()).add(f["rule_id"])
     assert found == {
+        "FY25-E119": {"DX_CODE_SET_NOT_LOADED"},
         "FY26-E1199": {"DX_CODE_UNKNOWN"},  # the dated ACME rule is not in force yet
         "FY27-E1199": {"ACME_NEW_POLICY"},
         "FY27-E1165": {"DX_CODE_UNKNOWN", "ACME_NEW_POLICY"},
-        "FY28-E119": {"DX_CODE_SET_NOT_LOADED", "ACME_NEW_POLICY"},
+        "FY28-E119": {"ACME_NEW_POLICY"},
+        "FY28-E1165": {"DX_CODE_SET_OUTDATED", "ACME_NEW_POLICY"},
     }
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert "practice-rules/tables/icd10cm/icd10cm_order_2027.txt" in summary["rules"]["hashes"]
