@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import read_findings, run_cli, write_csv
+from test_loader_errors import EXPECTED as EXPECTED_BAD_RULE_PROBLEMS
 
 from scrubber.fields import CAUSES
 from scrubber.loader import BUNDLED_RULES
@@ -357,7 +358,7 @@ def test_broken_rules_folder_lists_every_problem_as_path_line_col(tmp_path: Path
         "PT_DUPLICATE.yaml",
         "PT_TYPO_IN_CONDITION.yaml",
     }
-    assert len(located) == 15
+    assert len(located) == len(EXPECTED_BAD_RULE_PROBLEMS)
     assert not (tmp_path / "out").exists()
 
 
