@@ -811,8 +811,7 @@ def build_clinic(rng: random.Random) -> Builder:
     encs = [b.dsmt(p, date(2026, 9, 2), "G0108", 180, k, rendering="RD1")]
     for dos in [d for d in TUE if d.day >= 8][:4]:
         encs.append(b.dsmt(p, dos, "G0109", 120, k, rendering="RD1", session=f"DSMT2-{dos:%m%d}", group_size=6))
-    for enc in encs:
-        b.label(enc.lines, "DSMT_HOURS_EXCEEDED", k)
+    b.label(encs[-1].lines, "DSMT_HOURS_EXCEEDED", k)  # 6 + 4 + 4 + 4 = 18 units are covered; the last class makes 22
 
     # RTM frequency ---------------------------------------------------------------------------------
     k = S("rtm-device-twice", "98977 device supply billed twice within 30 days")

@@ -614,7 +614,10 @@ def _ncci_column1(frame: pd.DataFrame, ctx: DeriveContext) -> tuple[pd.Series, p
     data=("code_sets.yaml: therapy_eval_codes, dsmt_codes",),
     fields=[
         ("eval_units_day", T.INT, "units of PT evaluation codes (97161-97164) for the patient and date"),
-        ("dsmt_units_year", T.INT, "units of DSMT (G0108/G0109) for the patient in the calendar year, in this batch"),
+        ("dsmt_period", T.TEXT, "the DSMT (G0108/G0109) benefit period of the line: the patient's initial 12 months from their "
+                                "first DSMT service in this batch, then each later calendar year (follow-up)"),
+        ("dsmt_units_to_date", T.INT, "DSMT units of the patient in the line's period up to and including this line (date order)"),
+        ("dsmt_units_allowed", T.INT, "Medicare's DSMT units for the period: 20 (10 hours) initial, 4 (2 hours) follow-up"),
     ],
     scope="patient",
 )
@@ -626,11 +629,36 @@ def _frequency(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
             out[mask] = sub.groupby([k[mask] for k in keys], dropna=False, sort=False).transform("sum")
         return out
 
-    year = frame["service_date"].dt.year
     return {
         "eval_units_day": total(_in_set(frame, "cpt", ctx, "therapy_eval_codes"), [frame["patient_id"], frame["service_date"]]),
-        "dsmt_units_year": total(_in_set(frame, "cpt", ctx, "dsmt_codes"), [frame["patient_id"], year]),
+        **_dsmt_periods(frame, _in_set(frame, "cpt", ctx, "dsmt_codes") & frame["service_date"].notna()),
     }
+
+
+DSMT_INITIAL_UNITS, DSMT_FOLLOW_UP_UNITS = 20, 4  # 10 hours, then 2 hours a year, in 30-minute units (domain.md §2.4)
+
+
+def _dsmt_periods(frame: pd.DataFrame, dsmt: pd.Series) -> dict[str, pd.Series]:
+    """Medicare's DSMT benefit: 10 hours within a continuous 12 months of initial training, then 2
+    hours each later calendar year. The batch's first DSMT service of a patient opens the initial
+    12 months (earlier services are not in the batch); units accumulate in date order, input order
+    breaking ties, so the lines past the limit are the ones reported."""
+    period = pd.Series(pd.NA, index=frame.index, dtype="string")
+    to_date = pd.Series(pd.NA, index=frame.index, dtype="Int64")
+    allowed = pd.Series(pd.NA, index=frame.index, dtype="Int64")
+    if dsmt.any():
+        sub = frame.loc[dsmt, ["patient_id", "service_date", "units"]].sort_values("service_date", kind="stable")
+        first = sub.groupby("patient_id", dropna=False, sort=False)["service_date"].transform("min")
+        initial = (sub["service_date"] < first + pd.DateOffset(years=1)).to_numpy()
+        year = sub["service_date"].dt.year.astype(str)
+        sub_period = pd.Series(np.where(initial, "initial training (12 months from " + first.dt.strftime("%Y-%m-%d") + ")",
+                                        "follow-up training in " + year), index=sub.index)
+        units = sub["units"].fillna(0)
+        sub_to_date = units.groupby([sub["patient_id"], sub_period], dropna=False, sort=False).cumsum()
+        period[sub.index] = sub_period.array
+        to_date[sub.index] = sub_to_date.array
+        allowed[sub.index] = np.where(initial, DSMT_INITIAL_UNITS, DSMT_FOLLOW_UP_UNITS)
+    return {"dsmt_period": period, "dsmt_units_to_date": to_date, "dsmt_units_allowed": allowed}
 
 
 @family(
