@@ -315,11 +315,12 @@ def _npi(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
 @family(
     "providers",
     reads=("rendering_taxonomy", "referring_taxonomy", "payer_type", "payer_id"),
-    data=("tables/taxonomy_classes.csv", "payers.yaml: qualified_education_providers"),
+    data=("tables/taxonomy_classes.csv", "payers.yaml: qualified_education_providers, qualified_99078_providers"),
     fields=[
         ("rendering_provider_class", T.TEXT, "provider class of the rendering taxonomy (physician, registered_nurse, ...; other if unlisted)"),
         ("referring_provider_class", T.TEXT, "provider class of the referring taxonomy"),
         ("rendering_qualified_for_education", T.BOOL, "the rendering provider class is on the payer's list qualified for 98960-98962"),
+        ("rendering_qualified_for_99078", T.BOOL, "the rendering provider class is on the payer's list of qualified professionals for 99078"),
     ],
 )
 def _providers(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
@@ -330,12 +331,15 @@ def _providers(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
 
     rendering = _map_unique(frame["rendering_taxonomy"], classify, "string")
     referring = _map_unique(frame["referring_taxonomy"], classify, "string")
-    qualified = _per_payer(rendering, frame, ctx, "qualified_education_providers",
-                           lambda cls, listed: None if cls is None else cls in (listed or ()), "boolean")
+    def listed(setting: str) -> pd.Series:
+        return _per_payer(rendering, frame, ctx, setting,
+                          lambda cls, classes: None if cls is None else cls in (classes or ()), "boolean")
+
     return {
         "rendering_provider_class": rendering,
         "referring_provider_class": referring,
-        "rendering_qualified_for_education": qualified,
+        "rendering_qualified_for_education": listed("qualified_education_providers"),
+        "rendering_qualified_for_99078": listed("qualified_99078_providers"),
     }
 
 
@@ -354,6 +358,7 @@ def _providers(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
         ("therapy_modifier_required", T.BOOL, "the payer wants GP/GO/GN on therapy codes"),
         ("time_rule", T.TEXT, "how minutes earn units of 30-minute codes: midpoint or full_unit"),
         ("therapy_time_rule", T.TEXT, "how minutes earn units of 15-minute therapy codes: eight_minute or per_code"),
+        ("rtm_device_supply_days", T.INT, "days that must pass before the payer pays RTM device supply (98976/98977) again"),
     ],
 )
 def _payer(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
@@ -383,6 +388,7 @@ def _payer(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
         "therapy_modifier_required": _payer_settings(frame, ctx, "therapy_modifier_required").astype("boolean"),
         "time_rule": _strings(_payer_settings(frame, ctx, "time_rule").to_numpy(), frame.index),
         "therapy_time_rule": _strings(_payer_settings(frame, ctx, "therapy_time_rule").to_numpy(), frame.index),
+        "rtm_device_supply_days": _payer_settings(frame, ctx, "rtm_device_supply_days").astype("Int64"),
     }
 
 

@@ -31,6 +31,8 @@ PAYER_SETTINGS: dict[str, str] = {
     "therapy_modifier_required": "true or false: therapy codes must carry GP/GO/GN",
     "prior_auth_codes": "codes that need a prior authorization number",
     "qualified_education_providers": "provider classes qualified to render 98960-98962",
+    "qualified_99078_providers": "provider classes accepted as physicians or other qualified health care professionals on 99078",
+    "rtm_device_supply_days": "days that must pass before RTM device supply (98976/98977) is billed again",
     "chronic_conditions": "condition categories that show an established condition",
     "rule_severity": "{RULE_ID: deny|at-risk}: severity overrides for this payer",
     "payer_type": "the payer type this payer_id belongs to (payer profiles only)",
@@ -40,7 +42,7 @@ _ENUM_SETTINGS = {
     "therapy_time_rule": ("eight_minute", "per_code"),
 }
 _BOOL_SETTINGS = ("telehealth_modifier_required", "therapy_modifier_required")
-_LIST_SETTINGS = ("prior_auth_codes", "qualified_education_providers", "chronic_conditions")
+_LIST_SETTINGS = ("prior_auth_codes", "qualified_education_providers", "qualified_99078_providers", "chronic_conditions")
 
 # What each table cell must hold, by column (cells of other columns are free text).
 _CELL_CHECKS: dict[str, tuple[str, Any]] = {
@@ -303,6 +305,9 @@ def _check_settings(path: str, node: Any, where: str, problems: list[ConfigProbl
         elif key == "filing_warning_days":
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 bad = "expected a whole number of days (0 or more)"
+        elif key == "rtm_device_supply_days":
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                bad = "expected a whole number of days (1 or more)"
         elif key in _ENUM_SETTINGS:
             if value not in _ENUM_SETTINGS[key]:
                 bad = f"expected one of: {', '.join(_ENUM_SETTINGS[key])}"

@@ -85,6 +85,26 @@ def test_a_payer_profile_overrides_a_rules_severity(tmp_path: Path, baseline: di
     assert found["severity"].tolist() == ["at-risk", "deny"]
 
 
+RTM_DEVICE = {"cpt": "98977", "units": 1, "minutes": "", "dx_codes": "M17.11", "rendering_taxonomy": "225100000X",
+              "curriculum_id": "", "group_size": ""}
+
+
+def test_payer_settings_set_the_rtm_interval_and_the_99078_professionals(tmp_path: Path) -> None:
+    folder = rules_folder(tmp_path, {"payers.yaml": "payers:\n  SHORT:\n    rtm_device_supply_days: 20\n"
+                                                    "    qualified_99078_providers: [physician, registered_nurse]\n"})
+    pack = load_pack([BUNDLED_RULES, folder], select=["RTM_DEVICE_FREQUENCY", "EDU_99078_NONQHP"])
+    lines = [
+        {**RTM_DEVICE, "service_date": "2026-08-08", "order_date": "2026-07-20"},
+        {**RTM_DEVICE},  # 24 days later: within the default 30 days
+        {**RTM_DEVICE, "patient_id": "P-2", "payer_id": "SHORT", "service_date": "2026-08-08", "order_date": "2026-07-20"},
+        {**RTM_DEVICE, "patient_id": "P-2", "payer_id": "SHORT"},  # 24 days: past this payer's 20
+        {"cpt": "99078", "group_size": 6, "rendering_taxonomy": "163W00000X"},  # a registered nurse
+        {"cpt": "99078", "group_size": 6, "rendering_taxonomy": "163W00000X", "payer_id": "SHORT"},
+    ]
+    found = scrub_lines(lines, pack).findings
+    assert sorted(zip(found["row"], found["rule_id"], strict=True)) == [(1, "RTM_DEVICE_FREQUENCY"), (4, "EDU_99078_NONQHP")]
+
+
 @pytest.mark.parametrize(("indicator", "modifiers", "fires"), [
     ("1", "59", False),  # indicator 1: 59 bypasses the edit
     ("1", "", True),
@@ -116,7 +136,7 @@ def test_data_mistakes_are_located_errors_not_crashes(tmp_path: Path) -> None:
         "tables/timed_codes.csv": "cpt,unit_minutes,kind,source\n97110,abc,therapy,x\n97112,15\n",
         "tables/extra.csv": "a,b\n",
         "payers.yaml": "defaults:\n  rule_severity: {EDU_ORDER_MISSING: deny}\npayers:\n  ACME:\n    rule_severity: {EDU_ORDR_MISSING: deny}\n"
-                       "    chronic_conditions: [diabetis]\n",
+                       "    chronic_conditions: [diabetis]\n    rtm_device_supply_days: 0\n",
         "edu/NOPE_RULE.yaml": "id: NOPE_RULE\ndisabled: true\n",
         "edu/OLD_RULE.yml": "id: OLD_RULE\n",
     })
@@ -130,6 +150,7 @@ def test_data_mistakes_are_located_errors_not_crashes(tmp_path: Path) -> None:
     assert "'EDU_ORDR_MISSING', which is not a loaded rule (did you mean 'EDU_ORDER_MISSING'?)" in text
     assert "disables 'NOPE_RULE', which no earlier rules folder defines" in text
     assert "OLD_RULE.yml:1:1: error: rule and data files end in .yaml" in text
+    assert "payers.yaml:7:29: error: payer ACME: 'rtm_device_supply_days' is 0; expected a whole number of days (1 or more)" in text
     assert "payers.yaml:6:25: error: payer ACME: chronic_conditions names 'diabetis' (did you mean 'diabetes'?)" in text
 
 
