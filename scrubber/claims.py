@@ -117,19 +117,40 @@ def _parquet_pieces(path: Path, chunk_lines: int | None) -> Iterator[pd.DataFram
         yield _as_text(dataset.schema.empty_table())
 
 
+def cell_text(value: Any) -> str | None:
+    """A typed cell (Parquet, JSON Lines) as the text a CSV export would hold.
+
+    - missing, or NaN (how pandas writes a gap in a number column): None;
+    - a whole-number float: the whole number (pandas writes an integer column with a gap, an NPI or
+      units column, as float64: 1234567893.0 is NPI 1234567893);
+    - a list (a diagnosis or modifier list): its items joined with ';', the contract's separator;
+    - a mapping: its JSON text (no contract column holds one; the typed reader reports it).
+    """
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    if isinstance(value, list | tuple):
+        items = [t for t in map(cell_text, value) if t]
+        return ";".join(items) if items else None
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
+
+
 def _as_text(table: Any) -> pd.DataFrame:
-    """Every column of an Arrow table as text, cast by Arrow: an int column with a null stays
-    `30`, not pandas' `30.0`. Types Arrow cannot cast (lists, structs) are written as Python text."""
+    """Every column of an Arrow table as text: strings, integers, dates and decimals cast by Arrow
+    (an int column with a null stays `30`, not pandas' `30.0`); floats, lists and structs cell by
+    cell (`cell_text`)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     def python_text(column: Any) -> Any:
-        # NaN in a float column is a missing value, as pandas writes it, not the text "nan".
-        return pa.array([None if v is None or v != v else str(v) for v in column.to_pylist()], pa.string())
+        return pa.array([cell_text(v) for v in column.to_pylist()], pa.string())
 
     columns = {}
     for name, column in zip(table.column_names, table.columns, strict=True):
-        if pa.types.is_floating(column.type):  # Python's text for floats: 7.0 stays 7.0, as in a CSV
+        if pa.types.is_floating(column.type):
             columns[name] = python_text(column)
             continue
         try:
@@ -375,7 +396,7 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
         rows = ", ".join(str(b) for b in bad[:5])
         raise InputError(f"{path}: lines {rows} are not JSON objects; expected one object per line")
     frame = pd.DataFrame.from_records(records, columns=list(columns))
-    return frame.astype(object).where(frame.notna(), None)
+    return frame.astype(object).map(cell_text)
 
 
 def apply_mapping(raw: pd.DataFrame, mapping: dict[str, str], path: Path) -> dict[str, str]:

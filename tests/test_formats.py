@@ -131,7 +131,7 @@ LINES = [
     _line(1),
     _line(2, units=5, charge=120.25),
     _line(3, curriculum_id=None, referring_npi=None, zz_note=None),
-    _line(4, line_no=2, units=6, curriculum_id=None, charge=7.0, service_date="2025-12-31"),
+    _line(4, line_no=2, units=6, curriculum_id=None, charge=7.5, service_date="2025-12-31"),
     _line(5, curriculum_id="CAFÉ-1", clinic="Zürich ✓", last_extra=None),
 ]
 EXPECTED_STATUS = ["clean", "deny", "at-risk", "deny", "at-risk"]
@@ -392,3 +392,31 @@ def test_parquet_integer_column_with_a_null_keeps_integer_text(
     rows = annotated_rows(tmp_path / "out")
     minutes = rows[0].index("minutes")
     assert [r[minutes] for r in rows[1:]] == ["30", ""]
+
+
+def test_typed_cells_read_as_the_text_a_csv_would_hold(tmp_path: Path, baseline: dict[str, Any]) -> None:
+    """What pandas and JSON exporters write: an NPI column with a gap is float64, diagnoses are a
+    list. They read as the CSV text (1234567893, E11.9;I10), in memory and streamed alike."""
+    baseline = {k: "" if v is None else str(v) for k, v in baseline.items() if k != "rendering_npi"}
+    csv_lines = [{**baseline, "claim_id": f"T-{i}", "rendering_npi": "1234567893", "dx_codes": "E11.9;I10"} for i in range(3)]
+    csv_export = write_csv(tmp_path / "export.csv", csv_lines)
+    table = pa.table({
+        **{k: pa.array([v] * 3, pa.string()) for k, v in baseline.items() if k != "dx_codes"},
+        "claim_id": pa.array([f"T-{i}" for i in range(3)]),
+        "rendering_npi": pa.array([1234567893.0] * 3, pa.float64()),
+        "dx_codes": pa.array([["E11.9", "I10"]] * 3, pa.list_(pa.string())),
+    }).select(list(csv_lines[0]))
+    pq.write_table(table, tmp_path / "export.parquet")
+    (tmp_path / "export.jsonl").write_text("".join(
+        json.dumps({**line, "rendering_npi": 1234567893.0, "dx_codes": ["E11.9", "I10"], "extra": {"a": 1}}) + "\n"
+        for line in csv_lines), encoding="utf-8")
+    expected = run_cli("run", str(csv_export), "--out", str(tmp_path / "csv"), "--run-date", RUN_DATE)
+    for name in ("export.parquet", "export.jsonl"):
+        for extra in ([], ["--chunk-lines", "10"]):
+            out = tmp_path / f"{name}{len(extra)}"
+            done = run_cli("run", str(tmp_path / name), "--out", str(out), "--run-date", RUN_DATE, *extra)
+            assert done.returncode == expected.returncode, done.stderr
+            assert read_findings(out) == read_findings(tmp_path / "csv"), name
+            rows = annotated_rows(out)
+            assert [r[rows[0].index("rendering_npi")] for r in rows[1:]] == ["1234567893"] * 3
+            assert [r[rows[0].index("dx_codes")] for r in rows[1:]] == ["E11.9;I10"] * 3
