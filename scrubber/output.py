@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from scrubber.claims import header_text
+from scrubber.errors import InputError
 from scrubber.loader import RulePack
 from scrubber.memory import libc
 from scrubber.scrub import ScrubResult
@@ -271,6 +272,20 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def prepare_out(out: Path) -> None:
+    """Check `--out` before any work: a file there, or a file where one of its parent folders should
+    be, would only fail once the scrub is done. Creates the parent folders."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: a file is there; give a folder (it is created, or replaced whole)")
+    existing = next((p for p in out.resolve().parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise InputError(f"--out {out}: {existing} is a file, not a folder")
+    try:
+        out.resolve().parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {out}: its parent folder cannot be created ({exc.strerror or exc.__class__.__name__})") from None
 
 
 def write_output(out: Path, writers: dict[str, Callable[[Path], None]], workers: int = 1) -> None:

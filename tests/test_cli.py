@@ -337,6 +337,18 @@ def test_exit_2_prints_the_reason_and_leaves_out_alone(
     assert sorted(p.name for p in parent.iterdir()) == (["out"] if previous_output else [])
 
 
+@pytest.mark.parametrize("under", [False, True])
+def test_an_out_path_on_a_file_is_refused_before_scrubbing(rules_dir: Path, tmp_path: Path, under: bool) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder\n", encoding="utf-8")
+    out = taken / "out" if under else taken
+    result = cli("run", _export(tmp_path), "--rules", rules_dir, "--no-bundled-rules", "--out", out, "--run-date", RUN_DATE)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"scrubber: error: --out {out}: {taken} is a file, not a folder" if under else
+                                     f"scrubber: error: --out {out}: a file is there; give a folder (it is created, or replaced whole)")
+    assert taken.read_text(encoding="utf-8") == "not a folder\n"
+
+
 def test_broken_rules_folder_lists_every_problem_as_path_line_col(tmp_path: Path) -> None:
     result = cli(
         "run",
