@@ -404,6 +404,10 @@ def apply_mapping(raw: pd.DataFrame, mapping: dict[str, str], path: Path) -> dic
     missing_headers = [h for h in mapping.values() if h not in raw.columns]
     if missing_headers:
         raise InputError(f"{path}: the mapping names header(s) not in the file: {', '.join(missing_headers)}")
+    repeated = {header_text(c) for c in raw.columns if c.startswith(_INTERNAL)}
+    for canon, header in mapping.items():
+        if header in repeated:  # which one holds the claim's value is ambiguous, as for a contract header
+            raise InputError(f"{path}: column '{header}' (mapped to {canon}) appears more than once in the header; keep one")
     by_canonical = {canon: header for canon, header in mapping.items()}
     mapped_headers = set(mapping.values())
     for column in raw.columns:

@@ -278,6 +278,14 @@ def _unknown_mapping_header(tmp_path: Path) -> Case:
     return [_export(tmp_path), OWN, "--mapping", mapping], ["Rendering Provider"]
 
 
+def _mapped_header_twice(tmp_path: Path) -> Case:
+    columns = [("Qty" if c == "units" else c) for c in BASE_LINE] + ["Qty "]  # a second Qty (csv strips the space)
+    rows = [{**{("Qty" if k == "units" else k): v for k, v in line(1).items()}, "Qty ": "7"}]
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text('units: "Qty"\n', encoding="utf-8")
+    return [_export(tmp_path, rows, columns=columns), OWN, "--mapping", mapping], ["'Qty' (mapped to units)", "more than once"]
+
+
 EXIT_2_CASES = {
     "missing-input-file": _missing_input,
     "bad-format": _bad_format,
@@ -288,6 +296,7 @@ EXIT_2_CASES = {
     "corrupt-parquet": _not_parquet,
     "corrupt-gzip": _not_gzip,
     "mapping-names-absent-header": _unknown_mapping_header,
+    "mapped-header-twice": _mapped_header_twice,
 }
 
 
