@@ -606,7 +606,7 @@ def type_columns(raw: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
         typed[name], found = _parse_distinct(name, spec.type, raw[columns[name]])
         problems.extend(found)
     frame = pd.DataFrame(typed, index=raw.index)
-    row_problems = raw.attrs.get("row_problems", {})
+    row_problems = {**_shifted_rows(problems), **raw.attrs.get("row_problems", {})}
     if row_problems:
         # A damaged row's cells may sit in the wrong columns, so its values (a name where the payer
         # type should be) are never echoed: the row's problem names the columns that failed.
@@ -631,6 +631,19 @@ def type_columns(raw: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
         missing.append(pd.Series(column, index=raw.index, dtype="string").where(empty))
     frame["missing_required"] = _combine(missing, raw.index, sep=", ")
     return frame
+
+
+SHIFTED_ROW = "row: values in several columns cannot be read, as if its cells had shifted (a comma in an unquoted cell?)"
+
+
+def _shifted_rows(problems: list[pd.Series]) -> dict[int, str]:
+    """Rows (by position) with unreadable values in two or more columns. One bad value is a typo
+    (units `two`); several in one row are most often cells shifted by an unquoted comma, and then
+    the values are the neighbouring columns' (a birth date in payer_type): never echoed."""
+    if len(problems) < 2:
+        return {}
+    count = np.sum([p.notna().to_numpy() for p in problems], axis=0)
+    return dict.fromkeys(np.flatnonzero(count >= 2).tolist(), SHIFTED_ROW)
 
 
 def _mentions(problems: pd.Series, column: str) -> pd.Series:

@@ -355,6 +355,24 @@ def _unquoted_comma_shifts_cells(folder: Path) -> Case:
 
 
 @case
+def _shifted_cells_in_a_row_of_the_right_width(folder: Path) -> Case:
+    # The same unquoted "Núñez, José", and line 2 also lost its last cell: it has the header's cell
+    # count, so only its values show the shift (the name fragment in payer_type, a payer id in
+    # service_date). Several unreadable values in one row are reported as shifted cells, naming the
+    # columns and echoing none of the values: the fragment is PHI.
+    rows = base_rows()
+    lines = [csv_line(HEADER), *(csv_line(r) for r in rows)]
+    cells = list(rows[1])
+    cells[col("patient_name")] = f"Núñez, José {PHI}-N2"
+    lines[2] = ",".join(cells[:-1])
+    export = folder / "export.csv"
+    export.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    expected: list[list[str | None]] = [list(r) for r in rows]
+    expected[1] = [rows[1][0], *[ANY] * (len(HEADER) - 1)]
+    return Case(export, Processed(HEADER, expected, unreadable={"C-1002": {"shifted", "payer_type", "service_date"}}))
+
+
+@case
 def _unbalanced_quote(folder: Path) -> Case:
     # Line 4's name opens a quote that never closes. A CSV parser would read the rest of the file
     # into that one cell; but lines 5-10 are complete, well-formed physical lines: each must still
