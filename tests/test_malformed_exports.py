@@ -336,40 +336,35 @@ def _ragged_rows(folder: Path) -> Case:
     return Case(export, Processed(HEADER, expected, unreadable={"C-1003": {"cells"}, "C-1006": {"cells"}}))
 
 
-@case
-def _unquoted_comma_shifts_cells(folder: Path) -> Case:
-    # "Núñez, José" written without quotes: line 2 has one cell too many and every cell after the
-    # name sits one column to the right. The line comes out (cells not compared: which column holds
-    # what is unknowable) and is reported as a cell-count problem. Its shifted name fragment lands in
-    # payer_type: no message may show it (PHI).
+def _comma_in_name(folder: Path, cells_lost: int, unreadable: set[str]) -> Case:
+    """Line 2's name "Núñez, José" written without quotes, and its last `cells_lost` cells lost:
+    every cell after the name sits one column to the right. The line comes out (cells not compared:
+    which column holds what is unknowable); its name fragment lands in payer_type and no message may
+    show it (PHI)."""
     rows = base_rows()
     lines = [csv_line(HEADER), *(csv_line(r) for r in rows)]
     cells = list(rows[1])
     cells[col("patient_name")] = f"Núñez, José {PHI}-N2"
-    lines[2] = ",".join(cells)
+    lines[2] = ",".join(cells[: len(cells) - cells_lost])
     export = folder / "export.csv"
     export.write_text("\n".join(lines) + "\n", encoding="utf-8")
     expected: list[list[str | None]] = [list(r) for r in rows]
     expected[1] = [rows[1][0], *[ANY] * (len(HEADER) - 1)]
-    return Case(export, Processed(HEADER, expected, unreadable={"C-1002": {"cells"}}))
+    return Case(export, Processed(HEADER, expected, unreadable={"C-1002": unreadable}))
+
+
+@case
+def _unquoted_comma_shifts_cells(folder: Path) -> Case:
+    # One cell too many: reported as a cell-count problem.
+    return _comma_in_name(folder, cells_lost=0, unreadable={"cells"})
 
 
 @case
 def _shifted_cells_in_a_row_of_the_right_width(folder: Path) -> Case:
-    # The same unquoted "Núñez, José", and line 2 also lost its last cell: it has the header's cell
-    # count, so only its values show the shift (the name fragment in payer_type, a payer id in
-    # service_date). Several unreadable values in one row are reported as shifted cells, naming the
-    # columns and echoing none of the values: the fragment is PHI.
-    rows = base_rows()
-    lines = [csv_line(HEADER), *(csv_line(r) for r in rows)]
-    cells = list(rows[1])
-    cells[col("patient_name")] = f"Núñez, José {PHI}-N2"
-    lines[2] = ",".join(cells[:-1])
-    export = folder / "export.csv"
-    export.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    expected: list[list[str | None]] = [list(r) for r in rows]
-    expected[1] = [rows[1][0], *[ANY] * (len(HEADER) - 1)]
-    return Case(export, Processed(HEADER, expected, unreadable={"C-1002": {"shifted", "payer_type", "service_date"}}))
+    # The last cell also lost, so the line has the header's cell count and only its values show the
+    # shift (the name fragment in payer_type, a payer id in service_date). Several unreadable values in
+    # one row are reported as shifted cells, naming the columns and echoing none of the values.
+    return _comma_in_name(folder, cells_lost=1, unreadable={"shifted", "payer_type", "service_date"})
 
 
 @case
