@@ -211,7 +211,7 @@ def _csv_pieces(path: Path, chunk_lines: int | None) -> Iterator[pd.DataFrame]:
                 blocks.append(block)
                 breaks += block.count(b"\n")
             rest = b"".join(blocks)
-            cut = len(rest) if eof and breaks < chunk_lines else _cut(rest, chunk_lines)
+            cut = len(rest) if eof and breaks < chunk_lines else _cut(rest, chunk_lines, len(header))
             piece, rest = rest[:cut], rest[cut:]
             breaks = rest.count(b"\n")
             if piece or first:
@@ -245,27 +245,77 @@ def _first_filled_line(data: bytes) -> tuple[int, int, int, int] | None:
     return None
 
 
-def _cut(data: bytes, lines: int) -> int:
-    """Where to end a piece of about `lines` lines: after a line break that is not inside a quoted
-    cell (an even number of quotes before it); after the `lines`-th break if there is none (an
-    unbalanced quote, which the tolerant reader reports line by line)."""
+def _cut(data: bytes, lines: int, width: int) -> int:
+    """Where to end a piece of about `lines` lines: at the end of a record (`_records`), so that a
+    piece holds whole records and reads exactly as the whole file does."""
     raw = np.frombuffer(data, dtype=np.uint8)
     breaks = np.flatnonzero(raw == 10)
     quotes = np.flatnonzero(raw == 34)
-    even = np.searchsorted(quotes, breaks) % 2 == 0
-    before = np.flatnonzero(even[:lines])
-    if len(before):
-        return int(breaks[before[-1]]) + 1
-    after = np.flatnonzero(even[lines:])
-    return int(breaks[lines + after[0] if len(after) else lines - 1]) + 1
+    quotes_per_line = np.diff(np.concatenate([[0], np.searchsorted(quotes, breaks), [len(quotes)]]))
+    if not np.any(quotes_per_line % 2):
+        return int(breaks[lines - 1]) + 1  # no line holds an odd number of quotes: every line is a record
+    ends = [end for _, end, _ in _records(data, width)]
+    before = [end for end in ends if end <= breaks[lines - 1] + 1]
+    return before[-1] if before else ends[0]
+
+
+# A quoted cell may hold line breaks (a note); more lines than this in one cell is a stray quote.
+_MAX_RECORD_LINES = 1000
+
+
+def _records(data: bytes, width: int) -> Iterator[tuple[int, int, bool]]:
+    """The CSV records of `data` as (start, end, stray quote), end after the line break.
+
+    Lines end in \n or \r\n (in a file with no \n, in a lone \r: old Mac exports); a lone \r in
+    a file with \n line ends is a character of its cell. A line is a record unless it opens a quoted
+    cell it does not close (a quote inside a cell, 5'10", is a character, as pyarrow reads it). Such
+    a cell ends on the next line with an odd number of quotes: the lines between are one record if
+    it has the header's `width` cells. Otherwise the quote is a stray that never closes: the line is
+    a record on its own, read to its end, and the lines after it are not swallowed into its cell.
+    """
+    ending = re.compile(rb"\r?\n") if b"\n" in data else re.compile(rb"\r")
+    spans, start = [], 0
+    for found in ending.finditer(data):
+        spans.append((start, found.end()))
+        start = found.end()
+    if start < len(data):
+        spans.append((start, len(data)))
+    odd = [data.count(b'"', a, b) % 2 == 1 for a, b in spans]
+    i = 0
+    while i < len(spans):
+        opens = odd[i] and _opens_quote(_decode(data[spans[i][0]:spans[i][1]]))
+        if opens:
+            close = next((j for j in range(i + 1, min(len(spans), i + _MAX_RECORD_LINES)) if odd[j]), None)
+            if close is not None:
+                rows = list(csv.reader(io.StringIO(_decode(data[spans[i][0]:spans[close][1]]), newline="")))
+                if len(rows) == 1 and len(rows[0]) == width:
+                    yield spans[i][0], spans[close][1], False
+                    i = close + 1
+                    continue
+        yield spans[i][0], spans[i][1], opens
+        i += 1
+
+
+def _opens_quote(line: str) -> bool:
+    """Whether the line leaves a quoted cell open at its end."""
+    try:
+        for _ in csv.reader(io.StringIO(line.rstrip("\r\n"), newline=""), strict=True):
+            pass
+    except csv.Error as exc:
+        return "unexpected end of data" in str(exc)
+    return False
 
 
 def _parse_csv(path: Path, data: bytes, header: list[str]) -> pd.DataFrame:
     frame = _read_csv_fast(data, header)
     if frame is None:
         frame = _read_csv_tolerant(path, data, header)
-    # A row of empty cells (",,,,") is not a claim line, like a blank line.
-    blank = (frame == "").all(axis=1) if len(frame.columns) else pd.Series(False, index=frame.index)
+    # A row of empty or whitespace cells (",,,," or ", ,\t,") is not a claim line, like a blank line.
+    blank = pd.Series(False, index=frame.index)
+    if len(frame.columns):
+        maybe = frame.iloc[:, 0].str.strip() == ""  # only rows that start blank are checked cell by cell
+        if maybe.any():
+            blank[maybe] = (frame[maybe].apply(lambda cells: cells.str.strip()) == "").all(axis=1)
     if blank.any():
         frame = frame[~blank].reset_index(drop=True)
     return frame
@@ -345,32 +395,39 @@ def _header_line(data: bytes) -> int:
 
 
 def _read_csv_tolerant(path: Path, data: bytes, header: list[str]) -> pd.DataFrame:
-    text = _decode(data)
     csv.field_size_limit(sys.maxsize)  # a 1 MB note in a cell is data, not an error
-    unbalanced = text.count('"') % 2 == 1
-    if unbalanced:
-        # A quote that never closes would swallow every later line into one cell. Read each
-        # physical line on its own instead, and say which rows had the stray quote.
-        lines = text.splitlines()
-        rows = [next(csv.reader([line]), []) for line in lines]
-        stray = [line.count('"') % 2 == 1 for line in lines]
-    else:
-        rows = list(csv.reader(io.StringIO(text, newline="")))
-        stray = [False] * len(rows)
+    rows, stray = [], []
+    for start, end, quote in _records(data, len(header)):
+        text = _decode(data[start:end]).removesuffix("\n").removesuffix("\r")
+        rows.append(_csv_record(text))
+        stray.append(quote)
     kept = [(r, q) for r, q in zip(rows, stray, strict=True) if any(cell.strip() for cell in r)]
     body, quotes = [r for r, _ in kept[1:]], [q for _, q in kept[1:]]  # kept[0] is the header
     width = len(header)
     problems = {}
     for i, (r, q) in enumerate(zip(body, quotes, strict=True)):
-        if len(r) != width:
+        if q:
+            problems[i] = "row: a quote is not closed, so the rest of the line was read into one cell"
+        elif len(r) != width:
             problems[i] = f"row: has {len(r)} cells but the header has {width}, so its values may sit in the wrong columns"
-        elif q:
-            problems[i] = "row: a quote is not closed; the row was read to the end of its line"
     fixed = [r[:width] + [""] * (width - len(r)) for r in body]
     frame = pd.DataFrame(fixed, columns=header, dtype="string") if fixed else pd.DataFrame(columns=header, dtype="string")
     if problems:  # the line is kept; the problem is reported on it
         frame.attrs["row_problems"] = problems
     return frame
+
+
+_LONE_CR = re.compile(r"\r(?!\n)")
+_CR_STAND_IN = "\ue000"  # a private-use character: never in an export
+
+
+def _csv_record(text: str) -> list[str]:
+    """The cells of one record (`_records`). Python's csv reader ends a record at any \r, so a lone
+    \r inside a cell is read as a stand-in and put back."""
+    if "\r" not in text:
+        return next(csv.reader(io.StringIO(text, newline="")), [])
+    cells = next(csv.reader(io.StringIO(_LONE_CR.sub(_CR_STAND_IN, text), newline="")), [])
+    return [c.replace(_CR_STAND_IN, "\r") for c in cells]
 
 
 def _read_jsonl(path: Path) -> pd.DataFrame:

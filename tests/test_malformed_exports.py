@@ -27,6 +27,7 @@ All runs start at once (a few at a time) in a module fixture, so the suite stays
 from __future__ import annotations
 
 import csv
+import dataclasses
 import sys
 import datetime as dt
 import gzip
@@ -383,6 +384,103 @@ def _unbalanced_quote(folder: Path) -> Case:
     expected: list[list[str | None]] = [list(r) for r in rows]
     expected[3] = [rows[3][0], *[ANY] * (len(HEADER) - 1)]
     return Case(export, Processed(HEADER, expected, unreadable={"C-1004": {""}}))
+
+
+def streamed_too(fn: Builder) -> Builder:
+    """Register the case, and again read in pieces of 10 lines (its export has 30): the same lines
+    must come out."""
+    name = fn.__name__.removeprefix("_").replace("_", "-")
+    CASES[f"{name}-in-pieces"] = lambda folder: dataclasses.replace(fn(folder), args=["--chunk-lines", "10"])
+    return case(fn)
+
+
+def thirty_rows() -> list[list[str]]:
+    """The ten lines three times over, each with its own claim id (C-1001 ... C-1030)."""
+    rows = []
+    for n in range(30):
+        row = list(base_rows()[n % 10])
+        row[col("claim_id")] = f"C-{1001 + n}"
+        rows.append(row)
+    return rows
+
+
+def _export_lines(folder: Path, lines: list[str]) -> Path:
+    export = folder / "export.csv"
+    export.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return export
+
+
+@streamed_too
+def _two_stray_quotes(folder: Path) -> Case:
+    # Line 4's name opens a quote that never closes, and line 8 has an inch mark (5'10"): the file has
+    # an even number of quotes, and a CSV parser would read lines 4-8 as one cell. Line 4 is read to
+    # its end and reported; lines 5-10 come out as written (the inch mark is a character).
+    rows = thirty_rows()
+    rows[7][col("curriculum_id")] = "ADA 5'10\" poster"
+    lines = [csv_line(HEADER), *(csv_line(r) for r in rows)]
+    cells = list(rows[3])
+    cells[col("patient_name")] = f'"Chloé Dubois {PHI}-N4'
+    lines[4] = ",".join(cells)
+    lines[8] = ",".join(rows[7])
+    expected: list[list[str | None]] = [list(r) for r in rows]
+    expected[3] = [rows[3][0], *[ANY] * (len(HEADER) - 1)]
+    return Case(_export_lines(folder, lines), Processed(HEADER, expected, unreadable={"C-1004": {"quote"}}))
+
+
+@streamed_too
+def _quoted_line_break_and_a_stray_quote(folder: Path) -> Case:
+    # A correctly quoted name holding a line break (line 2), and a stray opening quote on line 7:
+    # line 2 is still one line with its break, line 7 is read to its end and reported.
+    rows = thirty_rows()
+    rows[1][col("patient_name")] = f"José\nNúñez {PHI}-N2"
+    lines = [csv_line(HEADER), *(csv_line(r) for r in rows)]
+    cells = list(rows[6])
+    cells[col("patient_name")] = f'"Ana {PHI}-N7'
+    lines[7] = ",".join(cells)
+    expected: list[list[str | None]] = [list(r) for r in rows]
+    expected[6] = [rows[6][0], *[ANY] * (len(HEADER) - 1)]
+    return Case(_export_lines(folder, lines), Processed(HEADER, expected, unreadable={"C-1007": {"quote"}}))
+
+
+@streamed_too
+def _unicode_line_separators_in_cells(folder: Path) -> Case:
+    # U+2028, a form feed and U+0085 pasted into cells, and a stray quote elsewhere: only \n and \r\n
+    # end a line, so every line comes out whole with those characters in its cells.
+    rows = thirty_rows()
+    rows[2][col("curriculum_id")] = "ADA\u2028DSMES"
+    rows[4][col("patient_name")] = f"Zoë\x0cNúñez {PHI}-N5"
+    rows[5][col("patient_name")] = f"Ana\u0085Lee {PHI}-N6"
+    lines = [csv_line(HEADER), *(csv_line(r) for r in rows)]
+    cells = list(rows[8])
+    cells[col("patient_name")] = f'"Ana {PHI}-N9'
+    lines[9] = ",".join(cells)
+    expected: list[list[str | None]] = [list(r) for r in rows]
+    expected[8] = [rows[8][0], *[ANY] * (len(HEADER) - 1)]
+    return Case(_export_lines(folder, lines), Processed(HEADER, expected, unreadable={"C-1009": {"quote"}}))
+
+
+@streamed_too
+def _whitespace_only_rows(folder: Path) -> Case:
+    # Rows of spaces and tabs between commas after lines 2 and 6: not claim lines, like blank lines,
+    # whatever else the file holds (line 9 lost its last cell).
+    rows = thirty_rows()
+    lines = [csv_line(HEADER), *(csv_line(r) for r in rows)]
+    lines[9] = csv_line(rows[8][:-1])
+    blank = ",".join([" "] * len(HEADER))
+    lines = [*lines[:3], blank, *lines[3:7], ",\t," + ",".join([""] * (len(HEADER) - 3)), *lines[7:]]
+    expected = [list(r) for r in rows]
+    expected[8] = [*rows[8][:-1], ""]
+    return Case(_export_lines(folder, lines), Processed(HEADER, expected, unreadable={"C-1009": {"cells"}}))
+
+
+@streamed_too
+def _lone_carriage_return_in_a_cell(folder: Path) -> Case:
+    # A lone \r inside an unquoted name in a file whose lines end in \n: a character of the cell, not
+    # a line end: ten lines, the cell as written.
+    rows = thirty_rows()
+    rows[3][col("patient_name")] = f"Zoe\rDoe {PHI}-N4"
+    lines = [csv_line(HEADER), *(",".join(r) for r in rows)]
+    return Case(_export_lines(folder, lines), Processed(HEADER, rows))
 
 
 @case
