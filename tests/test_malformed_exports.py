@@ -410,53 +410,47 @@ def _export_lines(folder: Path, lines: list[str]) -> Path:
     return export
 
 
+def _stray_quote_case(folder: Path, rows: list[list[str]], lines: list[str], at: int) -> Case:
+    """Line `at` (0-based among `rows`) gets a name that opens a quote and never closes it: it is read
+    to its end and reported; every other line comes out as `rows` has it."""
+    cells = list(rows[at])
+    cells[col("patient_name")] = f'"Ana {PHI}-N{at + 1}'
+    lines[at + 1] = ",".join(cells)
+    expected: list[list[str | None]] = [list(r) for r in rows]
+    expected[at] = [rows[at][0], *[ANY] * (len(HEADER) - 1)]
+    return Case(_export_lines(folder, lines), Processed(HEADER, expected, unreadable={rows[at][0]: {"quote"}}))
+
+
 @streamed_too
 def _two_stray_quotes(folder: Path) -> Case:
     # Line 4's name opens a quote that never closes, and line 8 has an inch mark (5'10"): the file has
-    # an even number of quotes, and a CSV parser would read lines 4-8 as one cell. Line 4 is read to
-    # its end and reported; lines 5-10 come out as written (the inch mark is a character).
+    # an even number of quotes, and a CSV parser would read lines 4-8 as one cell. Lines 5-30 come
+    # out as written (the inch mark is a character).
     rows = thirty_rows()
     rows[7][col("curriculum_id")] = "ADA 5'10\" poster"
     lines = [csv_line(HEADER), *(csv_line(r) for r in rows)]
-    cells = list(rows[3])
-    cells[col("patient_name")] = f'"Chloé Dubois {PHI}-N4'
-    lines[4] = ",".join(cells)
     lines[8] = ",".join(rows[7])
-    expected: list[list[str | None]] = [list(r) for r in rows]
-    expected[3] = [rows[3][0], *[ANY] * (len(HEADER) - 1)]
-    return Case(_export_lines(folder, lines), Processed(HEADER, expected, unreadable={"C-1004": {"quote"}}))
+    return _stray_quote_case(folder, rows, lines, at=3)
 
 
 @streamed_too
 def _quoted_line_break_and_a_stray_quote(folder: Path) -> Case:
     # A correctly quoted name holding a line break (line 2), and a stray opening quote on line 7:
-    # line 2 is still one line with its break, line 7 is read to its end and reported.
+    # line 2 is still one line with its break.
     rows = thirty_rows()
     rows[1][col("patient_name")] = f"José\nNúñez {PHI}-N2"
-    lines = [csv_line(HEADER), *(csv_line(r) for r in rows)]
-    cells = list(rows[6])
-    cells[col("patient_name")] = f'"Ana {PHI}-N7'
-    lines[7] = ",".join(cells)
-    expected: list[list[str | None]] = [list(r) for r in rows]
-    expected[6] = [rows[6][0], *[ANY] * (len(HEADER) - 1)]
-    return Case(_export_lines(folder, lines), Processed(HEADER, expected, unreadable={"C-1007": {"quote"}}))
+    return _stray_quote_case(folder, rows, [csv_line(HEADER), *(csv_line(r) for r in rows)], at=6)
 
 
 @streamed_too
 def _unicode_line_separators_in_cells(folder: Path) -> Case:
-    # U+2028, a form feed and U+0085 pasted into cells, and a stray quote elsewhere: only \n and \r\n
+    # U+2028, a form feed and U+0085 pasted into cells, and a stray quote on line 9: only \n and \r\n
     # end a line, so every line comes out whole with those characters in its cells.
     rows = thirty_rows()
     rows[2][col("curriculum_id")] = "ADA\u2028DSMES"
     rows[4][col("patient_name")] = f"Zoë\x0cNúñez {PHI}-N5"
     rows[5][col("patient_name")] = f"Ana\u0085Lee {PHI}-N6"
-    lines = [csv_line(HEADER), *(csv_line(r) for r in rows)]
-    cells = list(rows[8])
-    cells[col("patient_name")] = f'"Ana {PHI}-N9'
-    lines[9] = ",".join(cells)
-    expected: list[list[str | None]] = [list(r) for r in rows]
-    expected[8] = [rows[8][0], *[ANY] * (len(HEADER) - 1)]
-    return Case(_export_lines(folder, lines), Processed(HEADER, expected, unreadable={"C-1009": {"quote"}}))
+    return _stray_quote_case(folder, rows, [csv_line(HEADER), *(csv_line(r) for r in rows)], at=8)
 
 
 @streamed_too
