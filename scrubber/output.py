@@ -178,8 +178,9 @@ def write_csv_rows(frame: pd.DataFrame, handle: BinaryIO, header: bool) -> None:
 
     columns = [_csv_cells(frame[c]) for c in frame.columns]
     names = [header_text(c) for c in frame.columns]
-    if header:
-        handle.write((",".join('"' + h.replace('"', '""') + '"' for h in names) + "\n").encode("utf-8"))
+    if header:  # header cells are neutralised like the others: an export's header is its data too
+        safe = _csv_cells(pd.Series(names, dtype="string")).to_pylist()
+        handle.write((",".join('"' + h.replace('"', '""') + '"' for h in safe) + "\n").encode("utf-8"))
     table = pa.Table.from_arrays(columns, names=[f"c{i}" for i in range(len(names))])  # headers may repeat
     pacsv.write_csv(table, handle, write_options=pacsv.WriteOptions(include_header=False))
 

@@ -1154,3 +1154,13 @@ def test_formula_neutralised_in_annotated_but_kept_in_findings(runs: dict[str, F
     for row in rows:
         for cell in row[-len(SCRUB_COLUMNS):]:
             assert not cell or cell[0] not in "=+-@", f"a scrub column starts like a formula: {cell!r}"
+
+
+def test_a_formula_in_a_header_cell_is_neutralised_too(tmp_path: Path) -> None:
+    header = [*HEADER, HYPERLINK]
+    export = tmp_path / "export.csv"
+    export.write_text(csv_text(header, [[*r, "x"] for r in base_rows()]), encoding="utf-8")
+    done = run_cli("run", str(export), "--out", str(tmp_path / "out"), "--run-date", RUN_DATE, "--fail-on", "never")
+    assert done.returncode == 0, done.stderr
+    written, _ = read_annotated(tmp_path / "out")
+    assert written[: len(header)] == [*HEADER, "'" + HYPERLINK]
