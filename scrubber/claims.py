@@ -186,9 +186,18 @@ def _decode(data: bytes) -> str:
 _BLOCK = 8 << 20  # bytes read at a time when an export is read in pieces
 
 
+def _utf8(stream: Any) -> Any:
+    """The stream as UTF-8: a UTF-16 file (what Excel saves as "Unicode Text") is transcoded whole."""
+    start = stream.peek(2)[:2] if hasattr(stream, "peek") else b""
+    if start in (b"\xff\xfe", b"\xfe\xff"):
+        return io.BytesIO(stream.read().decode("utf-16").encode("utf-8"))
+    return stream
+
+
 def _csv_pieces(path: Path, chunk_lines: int | None) -> Iterator[pd.DataFrame]:
     opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rb") as stream:
+    with opener(path, "rb") as raw_stream:
+        stream = _utf8(raw_stream)
         if chunk_lines is None:
             data = stream.read()
             yield _parse_csv(path, data, _csv_header(path, data))
@@ -239,7 +248,8 @@ def _first_filled_line(data: bytes) -> tuple[int, int, int, int] | None:
         found = _LINE_END.search(data, start)
         end, after = (found.start(), found.end()) if found else (len(data), len(data))
         number += 1
-        if data[start:end].strip(b"\xef\xbb\xbf \t\r,"):
+        line = data[start:end].strip(b"\xef\xbb\xbf \t\r,")
+        if line and line != b"sep=":  # Excel's "sep=," line names the separator; it is not the header
             return number, start, end, after
         start = after
     return None
@@ -356,7 +366,15 @@ def _csv_header(path: Path, data: bytes) -> list[str]:
     if found is None:
         raise InputError(f"{path}: the file is empty; expected a header row")
     _, start, end, _ = found
-    row = next(csv.reader([_decode(data[start:end]).rstrip("\r")]), [])
+    line = _decode(data[start:end]).rstrip("\r")
+    if line.startswith("sep="):
+        raise InputError(f"{path}: the file's first line names the separator {line[4:]!r}; "
+                         "scrubber reads comma-separated files: save it as CSV (comma delimited)")
+    row = next(csv.reader([line]), [])
+    if len(row) == 1 and any(sep in line for sep in ("\t", ";", "|")):
+        sep = next(s for s in ("\t", ";", "|") if s in line)
+        raise InputError(f"{path}: the header row has no commas but has {sep!r}: the file is not comma-separated; "
+                         "save it as CSV (comma delimited)")
     return _internal_names(path, [h.strip() for h in row])
 
 
@@ -397,7 +415,10 @@ def _header_line(data: bytes) -> int:
 def _read_csv_tolerant(path: Path, data: bytes, header: list[str]) -> pd.DataFrame:
     csv.field_size_limit(sys.maxsize)  # a 1 MB note in a cell is data, not an error
     rows, stray = [], []
+    header_line = _first_filled_line(data)
     for start, end, quote in _records(data, len(header)):
+        if header_line and start < header_line[1]:  # blank lines, Excel's "sep=," line
+            continue
         text = _decode(data[start:end]).removesuffix("\n").removesuffix("\r")
         rows.append(_csv_record(text))
         stray.append(quote)

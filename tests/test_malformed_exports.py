@@ -477,6 +477,26 @@ def _lone_carriage_return_in_a_cell(folder: Path) -> Case:
     return Case(_export_lines(folder, lines), Processed(HEADER, rows))
 
 
+@streamed_too
+def _excel_separator_line(folder: Path) -> Case:
+    # Excel's "sep=," line before the header names the separator; it is not the header. With a quoted
+    # line break on line 2, so the tolerant reader sees it too.
+    rows = thirty_rows()
+    rows[1][col("patient_name")] = f"José\nNúñez {PHI}-N2"
+    export = folder / "export.csv"
+    export.write_text("sep=,\n" + csv_text(HEADER, rows), encoding="utf-8")
+    return Case(export, Processed(HEADER, rows))
+
+
+@streamed_too
+def _utf16(folder: Path) -> Case:
+    # Excel's "Unicode Text" encoding, UTF-16 with its byte-order mark: read as the same lines.
+    rows = thirty_rows()
+    export = folder / "export.csv"
+    export.write_bytes(csv_text(HEADER, rows).encode("utf-16"))
+    return Case(export, Processed(HEADER, rows))
+
+
 @case
 def _quotes_inside_unquoted_cells(folder: Path) -> Case:
     # Quotes in the middle of unquoted cells (Zoë "Zee" Ångström, O"Brien): literal characters;
@@ -609,12 +629,13 @@ def _no_header_row(folder: Path) -> Case:
 
 @refused
 def _semicolon_delimited(folder: Path) -> Case:
-    # A European-Excel export with ";" between cells: one column, no required column: exit 2.
+    # A European-Excel export with ";" between cells: exit 2, saying the file is not comma-separated
+    # (not that every required column is missing).
     rows = base_rows()
     export = folder / "export.csv"
     text = "\n".join(";".join(r) for r in [HEADER, *rows]) + "\n"
     export.write_text(text, encoding="utf-8")
-    return Case(export, Unprocessable(["--mapping"]))
+    return Case(export, Unprocessable(["not comma-separated"]))
 
 
 # -- values ---------------------------------------------------------------------------------------------
