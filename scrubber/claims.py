@@ -451,9 +451,23 @@ def _csv_record(text: str) -> list[str]:
     return [c.replace(_CR_STAND_IN, "\r") for c in cells]
 
 
+def _merge_keys(columns: list[str], known: set[str], record: dict[str, object]) -> None:
+    """Add the record's new keys to the column order, each after the key before it in the record:
+    a first record without curriculum_id still puts it where the others have it."""
+    if known.issuperset(record):
+        return
+    previous = None
+    for key in record:
+        if key not in known:
+            columns.insert(columns.index(previous) + 1 if previous is not None else 0, key)
+            known.add(key)
+        previous = key
+
+
 def _read_jsonl(path: Path) -> pd.DataFrame:
     records: list[dict[str, object]] = []
-    columns: dict[str, None] = {}
+    columns: list[str] = []
+    known: set[str] = set()
     bad: list[int] = []
     with path.open("rb") as handle:
         for number, raw_line in enumerate(handle, start=1):
@@ -469,11 +483,11 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
                 bad.append(number)
                 continue
             records.append(record)
-            columns.update(dict.fromkeys(record))
+            _merge_keys(columns, known, record)
     if bad:
         rows = ", ".join(str(b) for b in bad[:5])
         raise InputError(f"{path}: lines {rows} are not JSON objects; expected one object per line")
-    frame = pd.DataFrame.from_records(records, columns=list(columns))
+    frame = pd.DataFrame.from_records(records, columns=columns)
     return frame.astype(object).map(cell_text)
 
 

@@ -420,3 +420,12 @@ def test_typed_cells_read_as_the_text_a_csv_would_hold(tmp_path: Path, baseline:
             rows = annotated_rows(out)
             assert [r[rows[0].index("rendering_npi")] for r in rows[1:]] == ["1234567893"] * 3
             assert [r[rows[0].index("dx_codes")] for r in rows[1:]] == ["E11.9;I10"] * 3
+
+
+def test_jsonl_columns_keep_their_order_when_the_first_record_lacks_one(tmp_path: Path) -> None:
+    lines = [{c: row[c] for c in COLUMNS} for row in LINES]
+    del lines[0]["curriculum_id"]  # a key the exporter drops when it is empty
+    export = tmp_path / "export.jsonl"
+    export.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
+    run_cli("run", str(export), "--out", str(tmp_path / "out"), "--run-date", RUN_DATE, "--fail-on", "never")
+    assert annotated_rows(tmp_path / "out")[0][: len(COLUMNS)] == COLUMNS
