@@ -72,6 +72,8 @@ def _csv_cells(values: pd.Series) -> Any:
     import pyarrow.compute as pc
 
     cells = pa.array(values.astype("string"), pa.string(), from_pandas=True)
+    if isinstance(cells, pa.ChunkedArray):  # a column concatenated from several inputs' pieces
+        cells = cells.combine_chunks()
     risky = pc.is_in(pc.utf8_slice_codeunits(cells, 0, 1), value_set=pa.array(list("=+-@\t\r")))  # 2x a regex
     if not pc.any(risky).as_py():  # the usual case: the few risky cells are checked one by one below
         return cells
