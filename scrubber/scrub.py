@@ -69,7 +69,7 @@ def _display(value: Any, name: str) -> str:
     if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and np.isnan(value)):
         if name in _MISSING_TEXT:
             return _MISSING_TEXT[name]
-        return "none" if _is_list(name) else "missing"
+        return "none" if _is_list(name) else f"({name} empty)"  # "(cpt empty) billed with no diagnosis"
     if isinstance(value, pd.Timestamp):
         return value.date().isoformat()
     if isinstance(value, bool | np.bool_):
