@@ -280,8 +280,9 @@ def _records(data: bytes, width: int) -> Iterator[tuple[int, int, bool]]:
     a file with \n line ends is a character of its cell. A line is a record unless it opens a quoted
     cell it does not close (a quote inside a cell, 5'10", is a character, as pyarrow reads it). Such
     a cell ends on the next line with an odd number of quotes: the lines between are one record if
-    it has the header's `width` cells. Otherwise the quote is a stray that never closes: the line is
-    a record on its own, read to its end, and the lines after it are not swallowed into its cell.
+    they make one well-formed record of the header's `width` cells. Otherwise the quote is a stray
+    that never closes: the line is a record on its own, read to its end, and the lines after it are
+    not swallowed into its cell.
     """
     ending = re.compile(rb"\r?\n") if b"\n" in data else re.compile(rb"\r")
     spans, start = [], 0
@@ -296,14 +297,23 @@ def _records(data: bytes, width: int) -> Iterator[tuple[int, int, bool]]:
         opens = odd[i] and _opens_quote(_decode(data[spans[i][0]:spans[i][1]]))
         if opens:
             close = next((j for j in range(i + 1, min(len(spans), i + _MAX_RECORD_LINES)) if odd[j]), None)
-            if close is not None:
-                rows = list(csv.reader(io.StringIO(_decode(data[spans[i][0]:spans[close][1]]), newline="")))
-                if len(rows) == 1 and len(rows[0]) == width:
-                    yield spans[i][0], spans[close][1], False
-                    i = close + 1
-                    continue
+            if close is not None and _one_record(_decode(data[spans[i][0]:spans[close][1]]), width):
+                yield spans[i][0], spans[close][1], False
+                i = close + 1
+                continue
         yield spans[i][0], spans[i][1], opens
         i += 1
+
+
+def _one_record(text: str, width: int) -> bool:
+    """Whether the text is one well-formed record of `width` cells: every quoted cell closes right
+    before a comma or the line end (a quote that "closes" mid-cell, "Ann "Lee, belongs to another
+    stray quote)."""
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+    except csv.Error:
+        return False
+    return len(rows) == 1 and len(rows[0]) == width
 
 
 def _opens_quote(line: str) -> bool:
@@ -381,16 +391,18 @@ def _csv_header(path: Path, data: bytes) -> list[str]:
 def _read_csv_fast(data: bytes, header: list[str]) -> pd.DataFrame | None:
     """pyarrow's reader, every cell as text; None when the file needs the tolerant reader.
 
-    pyarrow refuses rows of the wrong width, invalid UTF-8 and quoted line breaks: rather than
-    drop anything, such files go through the slower reader that keeps every row.
+    pyarrow refuses rows of the wrong width, invalid UTF-8 and some quoted line breaks, and reads
+    others (two stray quotes in one column) as one row: rather than drop or merge anything, a file
+    whose rows are not its lines goes through the slower reader that keeps every line.
     """
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
+    skip = _header_line(data)
     try:
         table = pacsv.read_csv(
             io.BytesIO(data),
-            read_options=pacsv.ReadOptions(column_names=header, skip_rows=_header_line(data)),
+            read_options=pacsv.ReadOptions(column_names=header, skip_rows=skip),
             parse_options=pacsv.ParseOptions(newlines_in_values=False),
             convert_options=pacsv.ConvertOptions(
                 column_types={h: pa.string() for h in header},
@@ -399,11 +411,25 @@ def _read_csv_fast(data: bytes, header: list[str]) -> pd.DataFrame | None:
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
         return None
-    if table.num_columns != len(header):
+    if table.num_columns != len(header) or table.num_rows != _filled_lines(data, skip):
         return None
     frame = table.to_pandas()
     frame.columns = header
     return frame
+
+
+def _filled_lines(data: bytes, skip: int) -> int:
+    """Lines ending in \n (or the last one) after the first `skip`, not counting empty ones: the rows
+    pyarrow should find."""
+    raw = np.frombuffer(data, dtype=np.uint8)
+    breaks = np.flatnonzero(raw == 10)
+    starts = np.concatenate([[0], breaks + 1])
+    ends = np.concatenate([breaks, [len(raw)]])
+    lengths = ends - starts
+    carriage = np.zeros(len(starts), dtype=bool)
+    one = lengths == 1
+    carriage[one] = raw[starts[one]] == 13  # "\r\n": an empty line of a Windows file
+    return int(np.count_nonzero(((lengths > 0) & ~carriage)[skip:]))
 
 
 def _header_line(data: bytes) -> int:

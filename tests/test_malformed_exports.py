@@ -410,15 +410,16 @@ def _export_lines(folder: Path, lines: list[str]) -> Path:
     return export
 
 
-def _stray_quote_case(folder: Path, rows: list[list[str]], lines: list[str], at: int) -> Case:
-    """Line `at` (0-based among `rows`) gets a name that opens a quote and never closes it: it is read
-    to its end and reported; every other line comes out as `rows` has it."""
-    cells = list(rows[at])
-    cells[col("patient_name")] = f'"Ana {PHI}-N{at + 1}'
-    lines[at + 1] = ",".join(cells)
+def _stray_quote_case(folder: Path, rows: list[list[str]], lines: list[str], *at: int) -> Case:
+    """The lines `at` (0-based among `rows`) get a name that opens a quote and never closes it: each
+    is read to its end and reported; every other line comes out as `rows` has it."""
     expected: list[list[str | None]] = [list(r) for r in rows]
-    expected[at] = [rows[at][0], *[ANY] * (len(HEADER) - 1)]
-    return Case(_export_lines(folder, lines), Processed(HEADER, expected, unreadable={rows[at][0]: {"quote"}}))
+    for n in at:
+        cells = list(rows[n])
+        cells[col("patient_name")] = f'"Ana {PHI}-N{n + 1}'
+        lines[n + 1] = ",".join(cells)
+        expected[n] = [rows[n][0], *[ANY] * (len(HEADER) - 1)]
+    return Case(_export_lines(folder, lines), Processed(HEADER, expected, unreadable={rows[n][0]: {"quote"} for n in at}))
 
 
 @streamed_too
@@ -430,7 +431,16 @@ def _two_stray_quotes(folder: Path) -> Case:
     rows[7][col("curriculum_id")] = "ADA 5'10\" poster"
     lines = [csv_line(HEADER), *(csv_line(r) for r in rows)]
     lines[8] = ",".join(rows[7])
-    return _stray_quote_case(folder, rows, lines, at=3)
+    return _stray_quote_case(folder, rows, lines, 3)
+
+
+@streamed_too
+def _two_quotes_never_closed_in_one_column(folder: Path) -> Case:
+    # Lines 4 and 20 each open a quote in the name and never close it: read together, they would make
+    # one row of the right width holding lines 4-20 (pyarrow reads them so). Each is read to its end
+    # and reported; the lines between come out as written.
+    rows = thirty_rows()
+    return _stray_quote_case(folder, rows, [csv_line(HEADER), *(csv_line(r) for r in rows)], 3, 19)
 
 
 @streamed_too
@@ -439,7 +449,7 @@ def _quoted_line_break_and_a_stray_quote(folder: Path) -> Case:
     # line 2 is still one line with its break.
     rows = thirty_rows()
     rows[1][col("patient_name")] = f"José\nNúñez {PHI}-N2"
-    return _stray_quote_case(folder, rows, [csv_line(HEADER), *(csv_line(r) for r in rows)], at=6)
+    return _stray_quote_case(folder, rows, [csv_line(HEADER), *(csv_line(r) for r in rows)], 6)
 
 
 @streamed_too
@@ -450,7 +460,7 @@ def _unicode_line_separators_in_cells(folder: Path) -> Case:
     rows[2][col("curriculum_id")] = "ADA\u2028DSMES"
     rows[4][col("patient_name")] = f"Zoë\x0cNúñez {PHI}-N5"
     rows[5][col("patient_name")] = f"Ana\u0085Lee {PHI}-N6"
-    return _stray_quote_case(folder, rows, [csv_line(HEADER), *(csv_line(r) for r in rows)], at=8)
+    return _stray_quote_case(folder, rows, [csv_line(HEADER), *(csv_line(r) for r in rows)], 8)
 
 
 @streamed_too
