@@ -282,11 +282,12 @@ def prepare_out(out: Path) -> None:
     be, would only fail once the scrub is done. Creates the parent folders."""
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: a file is there; give a folder (it is created, or replaced whole)")
-    existing = next((p for p in out.resolve().parents if p.exists()), None)
+    resolved = out.resolve()
+    existing = next((p for p in resolved.parents if p.exists()), None)
     if existing is not None and not existing.is_dir():
         raise InputError(f"--out {out}: {existing} is a file, not a folder")
     try:
-        out.resolve().parent.mkdir(parents=True, exist_ok=True)
+        resolved.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"--out {out}: its parent folder cannot be created ({exc.strerror or exc.__class__.__name__})") from None
 
@@ -295,10 +296,9 @@ def write_output(out: Path, writers: dict[str, Callable[[Path], None]], workers:
     """Write every file into a new folder, then swap it in for `out` at once.
 
     With workers > 1 the first two (largest) files are written by forked processes while this
-    one writes the rest.
+    one writes the rest. `out`'s parent folder exists (prepare_out, before the run).
     """
     out = out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
     remove_abandoned(out)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-{os.getpid()}-", dir=out.parent))
     try:
