@@ -43,6 +43,7 @@ _ENUM_SETTINGS = {
 }
 _BOOL_SETTINGS = ("telehealth_modifier_required", "therapy_modifier_required")
 _LIST_SETTINGS = ("prior_auth_codes", "qualified_education_providers", "qualified_99078_providers", "chronic_conditions")
+_DAY_SETTINGS = {"filing_warning_days": 0, "rtm_device_supply_days": 1}  # setting: the fewest days it may be
 
 # What each table cell must hold, by column (cells of other columns are free text).
 _CELL_CHECKS: dict[str, tuple[str, Any]] = {
@@ -302,12 +303,9 @@ def _check_settings(path: str, node: Any, where: str, problems: list[ConfigProbl
             if not (isinstance(value, dict) and len(value) == 1 and set(value) <= {"days", "months"}
                     and isinstance(next(iter(value.values())), int) and next(iter(value.values())) > 0):
                 bad = "expected {days: N} or {months: N} with N a positive whole number"
-        elif key == "filing_warning_days":
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                bad = "expected a whole number of days (0 or more)"
-        elif key == "rtm_device_supply_days":
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                bad = "expected a whole number of days (1 or more)"
+        elif key in _DAY_SETTINGS:
+            if not isinstance(value, int) or isinstance(value, bool) or value < _DAY_SETTINGS[key]:
+                bad = f"expected a whole number of days ({_DAY_SETTINGS[key]} or more)"
         elif key in _ENUM_SETTINGS:
             if value not in _ENUM_SETTINGS[key]:
                 bad = f"expected one of: {', '.join(_ENUM_SETTINGS[key])}"
