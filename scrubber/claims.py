@@ -419,16 +419,18 @@ def _read_csv_fast(data: bytes, header: list[str]) -> pd.DataFrame | None:
 
 
 def _filled_lines(data: bytes, skip: int) -> int:
-    """Lines ending in \n (or the last one) after the first `skip`, not counting empty ones: the rows
-    pyarrow should find."""
+    """Lines after the first `skip`, not counting empty ones: the rows pyarrow should find. Lines
+    end as `_records` says: in \n (or \r\n), or in \r in a file with no \n."""
     raw = np.frombuffer(data, dtype=np.uint8)
-    breaks = np.flatnonzero(raw == 10)
+    ending = 10 if b"\n" in data else 13
+    breaks = np.flatnonzero(raw == ending)
     starts = np.concatenate([[0], breaks + 1])
     ends = np.concatenate([breaks, [len(raw)]])
     lengths = ends - starts
     carriage = np.zeros(len(starts), dtype=bool)
-    one = lengths == 1
-    carriage[one] = raw[starts[one]] == 13  # "\r\n": an empty line of a Windows file
+    if ending == 10:
+        one = lengths == 1
+        carriage[one] = raw[starts[one]] == 13  # "\r\n": an empty line of a Windows file
     return int(np.count_nonzero(((lengths > 0) & ~carriage)[skip:]))
 
 
