@@ -396,9 +396,9 @@ def streamed_too(fn: Builder) -> Builder:
 
 def thirty_rows() -> list[list[str]]:
     """The ten lines three times over, each with its own claim id (C-1001 ... C-1030)."""
-    rows = []
+    base, rows = base_rows(), []
     for n in range(30):
-        row = list(base_rows()[n % 10])
+        row = list(base[n % 10])
         row[col("claim_id")] = f"C-{1001 + n}"
         rows.append(row)
     return rows
