@@ -239,7 +239,8 @@ def rules_explain(rule_id: str, rules_dirs: tuple[Path, ...], no_bundled_rules: 
     for ex in rule.examples:
         kind = ("todo, expected to " + ex.expect) if ex.todo else ex.expect
         lines = "; ".join(", ".join(f"{k}={v!r}" for k, v in line.items()) or "the baseline line" for line in ex.lines)
-        out.append(f"  [{kind}] {ex.title}: {lines}")
+        table = "".join(f"; with the MUE of {cpt} = {mue} (indicator {mai})" for cpt, mue, mai in ex.mue_table)
+        out.append(f"  [{kind}] {ex.title}: {lines}{table}")
     click.echo("\n".join(out))
 
 

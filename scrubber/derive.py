@@ -359,6 +359,7 @@ def _providers(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
         ("time_rule", T.TEXT, "how minutes earn units of 30-minute codes: midpoint or full_unit"),
         ("therapy_time_rule", T.TEXT, "how minutes earn units of 15-minute therapy codes: eight_minute or per_code"),
         ("rtm_device_supply_days", T.INT, "days that must pass before the payer pays RTM device supply (98976/98977) again"),
+        ("mue_edits", T.BOOL, "the payer applies CMS medically unlikely edits (MUE)"),
     ],
 )
 def _payer(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
@@ -389,6 +390,7 @@ def _payer(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
         "time_rule": _strings(_payer_settings(frame, ctx, "time_rule").to_numpy(), frame.index),
         "therapy_time_rule": _strings(_payer_settings(frame, ctx, "therapy_time_rule").to_numpy(), frame.index),
         "rtm_device_supply_days": _payer_settings(frame, ctx, "rtm_device_supply_days").astype("Int64"),
+        "mue_edits": _payer_settings(frame, ctx, "mue_edits").astype("boolean"),
     }
 
 
@@ -684,6 +686,61 @@ def _repeats(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     sub = frame.loc[complete, [*keys, "service_date"]].sort_values("service_date", kind="stable")
     gap = sub.groupby(keys, sort=False)["service_date"].diff().dt.days
     return {"days_since_same_code": gap.astype("Int64").reindex(frame.index)}
+
+
+# -- medically unlikely edits --------------------------------------------------------------------
+MUE_LINE, MUE_DAY = "this line", "every line of this code for the patient on the date from this billing NPI"
+
+
+@family(
+    "mue",
+    reads=("cpt", "units", "patient_id", "service_date", "billing_npi"),
+    data=("CMS practitioner MUE files (tables/mue/)",),
+    fields=[
+        ("mue_value", T.INT, "the code's MUE (most units for one patient on one date) in the CMS practitioner MUE file in "
+                             "force on the service date; missing when no file covers the date or the code has no published MUE"),
+        ("mue_adjudication", T.INT, "the code's MUE adjudication indicator: 1 per claim line, 2 (policy) or 3 (clinical) per date of service"),
+        ("mue_units", T.INT, "the units counted against the MUE: the line's for indicator 1; for 2 and 3, the code's units "
+                             "for the patient on the date from the same billing NPI, across the batch"),
+        ("mue_counted", T.TEXT, f"what mue_units counts: '{MUE_LINE}' or '{MUE_DAY}'"),
+        ("mue_file", T.TEXT, "the MUE file the line was checked against"),
+    ],
+    scope="patient",
+)
+def _mue(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
+    n, idx = len(frame), frame.index
+    value, indicator, file = np.full(n, None, dtype=object), np.full(n, None, dtype=object), np.full(n, None, dtype=object)
+    releases = sorted(ctx.reference.mue_releases.values(), key=lambda r: r.effective_from)
+    service = frame["service_date"]
+    for release, following in zip(releases, [*releases[1:], None], strict=False):  # no file: nothing to pair
+        in_force = service >= pd.Timestamp(release.effective_from)
+        if following is not None:  # a file is in force until the next one takes effect
+            in_force &= service < pd.Timestamp(following.effective_from)
+        rows = in_force.fillna(False).to_numpy(dtype=bool)
+        if rows.any():
+            listed = _map_unique_parts(frame.loc[rows, "cpt"], lambda code: release.values.get(code, (None, None)),
+                                       missing=(None, None))
+            value[rows], indicator[rows] = listed
+            file[rows] = np.where(pd.isna(listed[0]), None, release.name)
+    value_s = pd.Series(value, index=idx, dtype="Int64")
+    indicator_s = pd.Series(indicator, index=idx, dtype="Int64")
+    units = frame["units"]
+    counted = units.copy()
+    per_day = (indicator_s.isin([2, 3]) & frame["patient_id"].notna() & service.notna()).to_numpy(dtype=bool)
+    if per_day.any():
+        keys = frame.loc[per_day, ["patient_id", "service_date", "cpt", "billing_npi"]]
+        totals = units[per_day].groupby([keys[k] for k in keys.columns], dropna=False, sort=False).transform("sum")
+        counted = counted.where(~per_day, totals.reindex(idx))
+    has_value = value_s.notna().to_numpy(dtype=bool)
+    what = np.where(per_day, MUE_DAY, MUE_LINE).astype(object)
+    what[~has_value] = None
+    return {
+        "mue_value": value_s,
+        "mue_adjudication": indicator_s,
+        "mue_units": counted.astype("Int64").where(has_value, pd.NA),
+        "mue_counted": _strings(what, idx),
+        "mue_file": _strings(file, idx),
+    }
 
 
 # -- orders ---------------------------------------------------------------------------------------

@@ -75,7 +75,7 @@ _PLACEHOLDERS: dict[str, Any] = {
 }
 REQUIRED_KEYS = ("id", "name", "summary", "cause", "severity", "carc", "when", "message", "fix", "sources", "examples")
 LEAF_KEYS = {"field", "op", "value", "set", "ref"}
-EXAMPLE_KEYS = {"title", "line", "batch", "fires_on", "message", "severity", "expect"}
+EXAMPLE_KEYS = {"title", "line", "batch", "fires_on", "message", "severity", "expect", "mue_table"}
 GROUP_CODES = ("CO", "OA", "PR", "PI", "CR")
 STATUSES = ("stable", "preview", "deprecated")
 
@@ -398,8 +398,29 @@ class _FileChecker:
             self.error(yamlfile.value_pos(item, "severity"),
                        f"an example's 'severity' is one of {', '.join(SEVERITIES)}, on an example where the rule fires")
             return None
+        mue_table = self.example_mue_table(item, title)
+        if mue_table is None:
+            return None
         return Example(title.strip(), expect, tuple(dict(x) for x in lines), fires_on, message,
-                       kind == "todo", Where(self.shown, *pos), severity)
+                       kind == "todo", Where(self.shown, *pos), severity, mue_table)
+
+    def example_mue_table(self, item: dict, title: str) -> tuple[tuple[str, int, int], ...] | None:
+        """An example's own MUE rows ({cpt, mue, mai}): the CMS file is not bundled (its values
+        change every quarter), so an example that needs MUE values states them."""
+        rows = item.get("mue_table", [])
+        shape = "'mue_table' must be a list of {cpt: CODE, mue: UNITS, mai: 1|2|3}"
+        if not isinstance(rows, list):
+            self.error(yamlfile.value_pos(item, "mue_table"), f"example '{title}': {shape}")
+            return None
+        out = []
+        for i, row in enumerate(rows):
+            ok = (isinstance(row, dict) and set(row) == {"cpt", "mue", "mai"} and isinstance(row["cpt"], str)
+                  and isinstance(row["mue"], int) and row["mue"] >= 0 and row["mai"] in (1, 2, 3))
+            if not ok:
+                self.error(yamlfile.item_pos(rows, i), f"example '{title}': {shape}")
+                return None
+            out.append((row["cpt"], row["mue"], row["mai"]))
+        return tuple(out)
 
     # -- the rule ------------------------------------------------------------------------------
     def rule(self, data: Any) -> Rule | str | None:

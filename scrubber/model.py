@@ -103,6 +103,7 @@ class Example:
     todo: bool = False  # a known gap: expected to fail; fails the run once it starts passing
     where: Where | None = None
     severity: str | None = None  # the severity expected on every line the rule fires on
+    mue_table: tuple[tuple[str, int, int], ...] = ()  # (cpt, MUE, MAI) rows in force for this example only
 
 
 @dataclass(frozen=True)

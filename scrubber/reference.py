@@ -32,6 +32,7 @@ PAYER_SETTINGS: dict[str, str] = {
     "prior_auth_codes": "codes that need a prior authorization number",
     "qualified_education_providers": "provider classes qualified to render 98960-98962",
     "qualified_99078_providers": "provider classes accepted as physicians or other qualified health care professionals on 99078",
+    "mue_edits": "true or false: the payer applies CMS medically unlikely edits (tables/mue/)",
     "rtm_device_supply_days": "days that must pass before RTM device supply (98976/98977) is billed again",
     "chronic_conditions": "condition categories that show an established condition",
     "rule_severity": "{RULE_ID: deny|at-risk}: severity overrides for this payer",
@@ -41,7 +42,7 @@ _ENUM_SETTINGS = {
     "time_rule": ("midpoint", "full_unit"),
     "therapy_time_rule": ("eight_minute", "per_code"),
 }
-_BOOL_SETTINGS = ("telehealth_modifier_required", "therapy_modifier_required")
+_BOOL_SETTINGS = ("telehealth_modifier_required", "therapy_modifier_required", "mue_edits")
 _LIST_SETTINGS = ("prior_auth_codes", "qualified_education_providers", "qualified_99078_providers", "chronic_conditions")
 _DAY_SETTINGS = {"filing_warning_days": 0, "rtm_device_supply_days": 1}  # setting: the fewest days it may be
 
@@ -107,6 +108,18 @@ class IcdTable:
     effective_to: date = date.max
 
 
+@dataclass(frozen=True)
+class MueTable:
+    """One quarterly CMS practitioner MUE file: per code, its MUE value (the most units of service
+    for one beneficiary on one date of service) and MUE adjudication indicator (1 per claim line,
+    2 or 3 per date of service). In force from its effective date until the next loaded file's."""
+
+    name: str
+    effective_from: date
+    values: dict[str, tuple[int, int]]  # code -> (MUE value, MAI)
+    content_hash: str
+
+
 def fiscal_year_dates(fiscal_year: int) -> tuple[date, date]:
     """CMS code sets change every October 1: FY2027 covers 2026-10-01 to 2027-09-30."""
     return date(fiscal_year - 1, 10, 1), date(fiscal_year, 9, 30)
@@ -121,6 +134,7 @@ class ReferenceData:
     tables: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     hashes: dict[str, str] = field(default_factory=dict)  # relative path -> sha256 of content
     icd_releases: dict[int, IcdTable] = field(default_factory=dict)  # by fiscal year; later folders replace
+    mue_releases: dict[date, MueTable] = field(default_factory=dict)  # by effective date; later folders replace
     # Where each payer setting's value was written: (section, setting) -> (path, line, col).
     setting_marks: dict[tuple[str, str], tuple[str, int, int]] = field(default_factory=dict)
 
@@ -153,6 +167,7 @@ def load_reference(dirs: list[Path], problems: list[ConfigProblem]) -> Reference
         _load_payers(directory, ref, problems)
         _load_tables(directory, ref, problems)
         _load_icd_releases(directory, ref, problems)
+        _load_mue_releases(directory, ref, problems)
     _check_setting_names(ref, problems)
     return ref
 
@@ -231,6 +246,80 @@ def _load_icd_releases(directory: Path, ref: ReferenceData, problems: list[Confi
 
 
 _ICD_SHAPE = re.compile(r"[A-Z][0-9][0-9A-Z][0-9A-Z]{0,4}")
+
+# CMS names the files MCR_MUE_PractitionerServices_Eff_10-01-2026.csv; an ISO date is accepted too.
+_MUE_FILE = re.compile(r"MCR_MUE_PractitionerServices_Eff_(?:(\d{2})-(\d{2})-(\d{4})|(\d{4})-(\d{2})-(\d{2}))\.csv",
+                       re.IGNORECASE)
+_MUE_HEADER = "hcpcs/cpt code"
+
+
+def _load_mue_releases(directory: Path, ref: ReferenceData, problems: list[ConfigProblem]) -> None:
+    """CMS practitioner MUE files in tables/mue/, named as CMS names them (the effective date).
+
+    The file opens with CMS's copyright text; the table starts at the row whose first cell is
+    `HCPCS/CPT Code`, with the columns code, Practitioner Services MUE Values, MUE Adjudication
+    Indicator (`1 Line Edit`, `2 Date of Service Edit: Policy`, `3 Date of Service Edit: Clinical`)
+    and MUE Rationale.
+    """
+    folder = directory / "tables" / "mue"
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.iterdir()):
+        named = _MUE_FILE.fullmatch(path.name)
+        if not named:
+            problems.append(ConfigProblem(str(path), 1, 1, "unknown MUE file name; expected the CMS "
+                                          "MCR_MUE_PractitionerServices_Eff_MM-DD-YYYY.csv"))
+            continue
+        month, day, year = named.group(1, 2, 3) if named.group(1) else named.group(5, 6, 4)
+        try:
+            effective = date(int(year), int(month), int(day))
+        except ValueError:
+            problems.append(ConfigProblem(str(path), 1, 1, "the file name's effective date is not a date"))
+            continue
+        raw = path.read_bytes()
+        values = _mue_values(str(path), raw, problems)
+        if values is not None:
+            ref.mue_releases[effective] = MueTable(path.name, effective, values, _sha(raw))
+            ref.hashes[_rel(directory, path)] = _sha(raw)
+
+
+def _mue_values(path: str, raw: bytes, problems: list[ConfigProblem]) -> dict[str, tuple[int, int]] | None:
+    """The code -> (MUE value, MAI) rows of one MUE file, or None (with a problem) if it is not one."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("cp1252", errors="replace")  # CMS text may hold a registered-trademark sign
+    values: dict[str, tuple[int, int]] = {}
+    in_table = False
+    for number, cells in enumerate(csv.reader(io.StringIO(text)), start=1):
+        cells = [c.strip() for c in cells]
+        if not in_table:
+            in_table = bool(cells) and cells[0].lower() == _MUE_HEADER
+            continue
+        if not any(cells):
+            continue
+        if len(cells) < 3:
+            problems.append(ConfigProblem(path, number, 1, f"row has {len(cells)} cells; expected the code, "
+                                          "the MUE value and the MUE adjudication indicator"))
+            return None
+        code, value, indicator = cells[0].upper(), cells[1], cells[2][:1]
+        if not (len(code) == 5 and code.isalnum()):
+            problems.append(ConfigProblem(path, number, 1, f"{code!r} is not a 5-character CPT/HCPCS code"))
+            return None
+        if not value.isdigit():
+            problems.append(ConfigProblem(path, number, 2, f"MUE value {value!r} is not a whole number of units"))
+            return None
+        if indicator not in ("1", "2", "3"):
+            problems.append(ConfigProblem(path, number, 3, f"MUE adjudication indicator {cells[2]!r} does not start "
+                                          "with 1, 2 or 3"))
+            return None
+        values[code] = (int(value), int(indicator))
+    if not in_table:
+        problems.append(ConfigProblem(path, 1, 1, "no 'HCPCS/CPT Code' header row; expected the CMS practitioner "
+                                      "MUE table (HCPCS/CPT Code, Practitioner Services MUE Values, MUE Adjudication "
+                                      "Indicator, MUE Rationale)"))
+        return None
+    return values
 
 
 def _rel(directory: Path, path: Path) -> str:

@@ -17,6 +17,7 @@ from scrubber.errors import ConfigProblem
 from scrubber.fields import COLUMNS_BY_NAME
 from scrubber.loader import RulePack
 from scrubber.model import Example, Rule
+from scrubber.reference import MueTable
 from scrubber.scrub import ScrubResult, scrub
 
 EXAMPLE_RUN_DATE = date(2026, 9, 30)  # examples without submission_date are judged on this day
@@ -55,6 +56,10 @@ class ExampleOutcome:
 def check_example(rule: Rule, example: Example, pack: RulePack) -> ExampleOutcome:
     """Run one example against its rule alone and compare with what it expects."""
     single = replace(pack, rules=[rule], compiled=pack.compiled)
+    if example.mue_table:
+        values = {cpt: (mue, mai) for cpt, mue, mai in example.mue_table}
+        table = MueTable("the example's MUE rows", date(2000, 1, 1), values, "")
+        single = replace(single, reference=replace(pack.reference, mue_releases={table.effective_from: table}))
     result = scrub_lines(list(example.lines), single)
     fired_rows = set(result.findings.loc[result.findings["rule_id"] == rule.id, "row"].tolist())
     expected_rows = set(example.fires_on)

@@ -222,6 +222,67 @@ def test_a_malformed_icd_file_is_a_located_error(tmp_path: Path) -> None:
     assert "codes2027.txt:1:1: error: unknown ICD-10-CM file name" in str(caught.value)
 
 
+def mue_file(rows: list[tuple[str, int, str]]) -> str:
+    """A practitioner MUE file laid out as CMS publishes it: copyright text, then the table. The
+    values are made up for the test; they are not CMS's."""
+    head = ('"CPT codes, descriptions and other data only are copyright 2025 American Medical Association."\n'
+            '"TEST FIXTURE: these values are made up, they are not CMS MUE values."\n\n'
+            '"HCPCS/CPT Code","Practitioner Services MUE Values","MUE Adjudication Indicator","MUE Rationale"\n')
+    return head + "".join(f'"{code}","{value}","{mai}","Clinical: Data"\n' for code, value, mai in rows)
+
+
+def test_a_cms_mue_file_in_force_on_the_service_date_checks_units(tmp_path: Path, baseline: dict) -> None:
+    folder = rules_folder(tmp_path, {
+        "tables/mue/MCR_MUE_PractitionerServices_Eff_07-01-2026.csv": mue_file([
+            ("97110", 4, "1 Line Edit"), ("97530", 4, "3 Date of Service Edit: Clinical")]),
+        "tables/mue/MCR_MUE_PractitionerServices_Eff_10-01-2026.csv": mue_file([("97110", 6, "1 Line Edit")]),
+    })
+    medicare = {**baseline, "payer_type": "medicare", "payer_id": "MCR", "modifiers": "GP", "rendering_taxonomy": "225100000X",
+                "curriculum_id": "", "group_size": ""}
+    rows = [
+        ("JULY-5", "97110", 5, "2026-09-01", "P1"),  # over the July file's 4 (per line)
+        ("OCT-5", "97110", 5, "2026-10-05", "P1"),  # the October file's 6 is in force
+        ("JUNE-9", "97110", 9, "2026-06-20", "P1"),  # before every loaded file: not checked
+        ("DAY-A", "97530", 3, "2026-09-02", "P2"),  # 3 + 2 units of one date pass the date of service MUE of 4
+        ("DAY-B", "97530", 2, "2026-09-02", "P2"),
+        ("OTHER-P", "97530", 3, "2026-09-02", "P3"),  # another patient: 3 alone
+    ]
+    export = write_csv(tmp_path / "in.csv", [
+        {**medicare, "claim_id": claim, "cpt": cpt, "units": units, "minutes": 15 * units, "service_date": dos,
+         "submission_date": "2026-10-20", "order_date": "2026-06-01", "patient_id": patient}
+        for claim, cpt, units, dos, patient in rows
+    ] + [{**baseline, "claim_id": f"PAD-{i}", "patient_id": f"PAD-{i}"} for i in range(12)])  # > --chunk-lines: streamed
+    for workers in ("1", "2"):
+        out = tmp_path / f"out{workers}"
+        done = run_cli("run", str(export), "--out", str(out), "--rules", str(folder), "--select", "MUE_EXCEEDED",
+                       "--workers", workers, "--chunk-lines", "10")
+        assert done.returncode == 1, done.stderr
+        found = {f["claim_id"]: f for f in read_findings(out)}
+        assert sorted(found) == ["DAY-A", "DAY-B", "JULY-5"]
+        assert {f["carc"] for f in found.values()} == {"CO-96"} and {f["cause"] for f in found.values()} == {"time_units"}
+        assert found["JULY-5"]["message"] == ("5 units of 97110 on 2026-09-01, counting this line; the MUE for 97110 is 4 "
+                                              "(adjudication indicator 1, MCR_MUE_PractitionerServices_Eff_07-01-2026.csv)")
+        assert found["DAY-A"]["message"].startswith("5 units of 97530 on 2026-09-02, counting every line of this code")
+    summary = json.loads((tmp_path / "out1" / "summary.json").read_text())
+    assert "practice-rules/tables/mue/MCR_MUE_PractitionerServices_Eff_10-01-2026.csv" in summary["rules"]["hashes"]
+
+
+def test_a_malformed_mue_file_is_a_located_error(tmp_path: Path) -> None:
+    folder = rules_folder(tmp_path, {
+        "tables/mue/MCR_MUE_PractitionerServices_Eff_01-01-2027.csv": mue_file([("97110", 4, "Line Edit")]),
+        "tables/mue/MCR_MUE_PractitionerServices_Eff_04-01-2027.csv": mue_file([("97110", "four", "1 Line Edit")]),
+        "tables/mue/MCR_MUE_PractitionerServices_Eff_07-01-2027.csv": "just some text\n",
+        "tables/mue/mue_2027.csv": mue_file([]),
+    })
+    with pytest.raises(RuleConfigError) as caught:
+        load_pack([BUNDLED_RULES, folder])
+    problems = str(caught.value)
+    assert "Eff_01-01-2027.csv:5:3: error: MUE adjudication indicator 'Line Edit' does not start with 1, 2 or 3" in problems
+    assert "Eff_04-01-2027.csv:5:2: error: MUE value 'four' is not a whole number of units" in problems
+    assert "Eff_07-01-2027.csv:1:1: error: no 'HCPCS/CPT Code' header row" in problems
+    assert "mue_2027.csv:1:1: error: unknown MUE file name" in problems
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])  # checked in this process, or aside while the export is read
 def test_a_rule_that_fires_on_the_baseline_line_stops_the_run(tmp_path: Path, baseline: dict, workers: str) -> None:
     too_broad = (BUNDLED_RULES / "edu" / "EDU_CURRICULUM_MISSING.yaml").read_text().replace(
