@@ -747,7 +747,7 @@ def type_columns(raw: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
         if not empty.any():
             continue
         if any_unreadable:  # a value that could not be read is reported as such, not as missing
-            empty &= ~_mentions(unreadable, column)
+            empty &= ~mentions(unreadable, column)
         missing.append(pd.Series(column, index=raw.index, dtype="string").where(empty))
     frame["missing_required"] = _combine(missing, raw.index, sep=", ")
     return frame
@@ -766,7 +766,7 @@ def _shifted_rows(problems: list[pd.Series]) -> dict[int, str]:
     return dict.fromkeys(np.flatnonzero(count >= 2).tolist(), SHIFTED_ROW)
 
 
-def _mentions(problems: pd.Series, column: str) -> pd.Series:
+def mentions(problems: pd.Series, column: str) -> pd.Series:
     """Whether a line's problems already name `column` (as `column: ...` or in a damaged row's list)."""
     pattern = f"(?:^|; ){column}:|unreadable: (?:[a-z_]+, )*{column}(?:,|$)"
     return problems.str.contains(pattern, regex=True).fillna(False).astype(bool)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from scrubber.claims import mentions
 from scrubber.distinct import distinct_rows
 from scrubber.fields import FieldType
 from scrubber.reference import ReferenceData
@@ -172,6 +173,15 @@ def _payer_settings(frame: pd.DataFrame, ctx: DeriveContext, key: str,
     return pd.Series(lookup[codes], index=frame.index, dtype=object)  # callers type it (no inference per line)
 
 
+def _submitted(frame: pd.DataFrame, ctx: DeriveContext) -> pd.Series:
+    """The submission date, or the run date where the cell is empty. An unreadable date stays
+    missing: INPUT_UNREADABLE_VALUE reports it, and no filing delay is made up from the run date."""
+    empty = frame["submission_date"].isna()
+    if "unreadable_values" in frame.columns:
+        empty &= ~mentions(frame["unreadable_values"].astype("string"), "submission_date")
+    return frame["submission_date"].mask(empty, pd.Timestamp(ctx.run_date))
+
+
 def _patient_days(frame: pd.DataFrame, ctx: DeriveContext) -> tuple[np.ndarray, int]:
     """Each line's (patient, service date) group (-1 where either is missing), and the number of groups."""
     if ctx.patient_days is None:
@@ -235,6 +245,23 @@ def _diagnoses(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
         "dx_has_chronic": has_chronic,
         "dx_categories": _strings(parts[4], idx),
     }
+
+
+@family(
+    "claim_diagnoses",
+    reads=("claim_id", "patient_id", "dx_codes"),
+    data=(),
+    fields=[("claim_dx_lines", T.INT, "lines of the claim (same claim_id and patient) that carry a diagnosis code; "
+                                     "the line alone when claim_id is empty")],
+    scope="patient",
+)
+def _claim_diagnoses(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
+    # An 837 claim carries its diagnoses once, for every line to point to: an export may list them
+    # on one line of the claim only.
+    has_dx = _map_unique(frame["dx_codes"], lambda value: bool(_items(value)), "boolean").fillna(False).astype("Int64")
+    claim = frame["claim_id"].where(frame["claim_id"].notna(), "\x00line " + pd.Series(np.arange(len(frame)), index=frame.index).astype(str))
+    lines = has_dx.groupby([frame["patient_id"], claim], dropna=False, sort=False).transform("sum")
+    return {"claim_dx_lines": lines.astype("Int64")}
 
 
 def _diagnosis_validity(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
@@ -364,7 +391,7 @@ def _providers(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
 )
 def _payer(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     service = frame["service_date"]
-    submitted = frame["submission_date"].fillna(pd.Timestamp(ctx.run_date))
+    submitted = _submitted(frame, ctx)
     deadline = pd.Series(pd.NaT, index=frame.index, dtype=service.dtype)
     limit_text = pd.Series(pd.NA, index=frame.index, dtype="string")
     # A limit is a one-key mapping {days: N} or {months: N}: as text, "N days" or "N months".
@@ -411,6 +438,10 @@ def units_for_minutes(minutes: pd.Series, unit: pd.Series, threshold: pd.Series)
         ("time_unit_minutes", T.INT, "minutes in one unit of the code (30 or 15)"),
         ("minimum_minutes_for_one_unit", T.INT, "minutes the line needs for its first unit under the payer's rule"),
         ("units_supported_by_minutes", T.INT, "units the line's minutes support under the payer's per-line rule"),
+        ("code_day_minutes", T.INT, "minutes of the line's code for the patient, date and provider, all lines added up "
+                                    "(per-code payers; missing if a line lacks minutes)"),
+        ("code_day_units", T.INT, "units of the line's code for the patient, date and provider (per-code payers)"),
+        ("code_day_units_supported", T.INT, "units code_day_minutes support under the payer's per-code rule"),
         ("day_timed_minutes", T.INT, "minutes of 15-minute therapy codes for the patient, date and provider (8-minute rule payers)"),
         ("day_timed_units", T.INT, "units of 15-minute therapy codes for the patient, date and provider (8-minute rule payers)"),
         ("day_timed_units_allowed", T.INT, "units the day's total minutes support under the CMS 8-minute rule"),
@@ -427,9 +458,23 @@ def _time(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     full = (time_rule == "full_unit").astype(bool)
     # Mid-point: t = floor(U/2) + 1 (16 for 30 minutes, 8 for 15); full unit: t = U.
     threshold = (unit // 2 + 1).where(~(is30 & full).fillna(False), unit).where(~eight, pd.NA).astype("Int64")
-    minutes = frame["minutes"]
-    per_line = units_for_minutes(minutes, unit, threshold).where(~(is30.fillna(False) & full), minutes // unit)
-    per_line = per_line.where(threshold.notna()).astype("Int64")
+    def supported(minutes: pd.Series) -> pd.Series:
+        """Units `minutes` of the line's code support under the payer's per-code rule."""
+        earned = units_for_minutes(minutes, unit, threshold).where(~(is30.fillna(False) & full), minutes // unit)
+        return earned.where(threshold.notna()).astype("Int64")
+
+    per_line = supported(frame["minutes"])
+    # The per-code rule counts each code's minutes of the day: 97110 for 12 minutes on one line and
+    # 10 on another is 22 minutes, one unit, however the lines are split.
+    code_day_minutes = pd.Series(pd.NA, index=frame.index, dtype="Int64")
+    code_day_units = pd.Series(pd.NA, index=frame.index, dtype="Int64")
+    per_code = threshold.notna().to_numpy(dtype=bool)
+    if per_code.any():
+        keys = ["patient_id", "service_date", "rendering_npi", "cpt"]
+        grouped = frame.loc[per_code, [*keys, "minutes", "units"]].groupby(keys, dropna=False, sort=False)
+        complete = (grouped["minutes"].transform("count") == grouped["minutes"].transform("size")).astype(bool)
+        code_day_minutes[per_code] = grouped["minutes"].transform("sum").where(complete).array
+        code_day_units[per_code] = grouped["units"].transform("sum").array
 
     day_minutes = pd.Series(pd.NA, index=frame.index, dtype="Int64")
     day_units = pd.Series(pd.NA, index=frame.index, dtype="Int64")
@@ -451,6 +496,9 @@ def _time(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
         "time_unit_minutes": unit,
         "minimum_minutes_for_one_unit": threshold,
         "units_supported_by_minutes": per_line,
+        "code_day_minutes": code_day_minutes,
+        "code_day_units": code_day_units,
+        "code_day_units_supported": supported(code_day_minutes),
         "day_timed_minutes": day_minutes,
         "day_timed_units": day_units,
         "day_timed_units_allowed": day_allowed,
@@ -466,7 +514,7 @@ def _time(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
         ("edu_min_patients", T.INT, "fewest patients the billed education code allows"),
         ("edu_max_patients", T.INT, "most patients the billed education code allows"),
         ("edu_code_for_group_size", T.TEXT, "the education code that fits the documented group size"),
-        ("session_patient_count", T.INT, "distinct patients billed an education code for the session and date in this batch"),
+        ("session_patient_count", T.INT, "distinct patients with a line (any code) in the session on the date in this batch"),
         ("edu_code_for_session_count", T.TEXT, "the education code that fits the patients billed for the session"),
         ("session_edu_codes", T.LIST, "distinct education codes billed for the session and date"),
         ("session_edu_code_count", T.INT, "number of distinct education codes billed for the session and date"),
@@ -487,15 +535,19 @@ def _sessions(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
             out[fits.astype(bool)] = r["cpt"]
         return out
 
-    is_edu = low.notna()
-    in_session = is_edu & frame["session_id"].notna()
     count = pd.Series(pd.NA, index=frame.index, dtype="Int64")
     codes = pd.Series(pd.NA, index=frame.index, dtype="string")
     n_codes = pd.Series(pd.NA, index=frame.index, dtype="Int64")
+    has_session = frame["session_id"].notna()
+    if has_session.any():
+        # Patients are counted on every line of the session: a class billed 98962 to some payers and
+        # G0109 to Medicare is one group.
+        attended = frame.loc[has_session, ["session_id", "service_date", "patient_id"]]
+        count[has_session] = attended.groupby(["session_id", "service_date"], sort=False)["patient_id"].transform("nunique").array
+    in_session = low.notna() & has_session  # the education codes billed for the session
     if in_session.any():
         sub = frame.loc[in_session, ["session_id", "service_date", "patient_id", "cpt"]]
         grouped = sub.groupby(["session_id", "service_date"], sort=False)
-        count[in_session] = grouped["patient_id"].transform("nunique").array
         # The distinct codes of each session, sorted and joined: one sort, then a join per run.
         group = grouped.ngroup()
         pairs = pd.DataFrame({"g": group, "cpt": sub["cpt"]}).dropna().drop_duplicates().sort_values(["g", "cpt"])
@@ -743,6 +795,38 @@ def _mue(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     }
 
 
+@family(
+    "device_supply",
+    reads=("patient_id", "cpt", "service_date", "payer_type", "payer_id"),
+    data=("code_sets.yaml: rtm_device_codes", "payers.yaml: rtm_device_supply_days"),
+    fields=[
+        ("days_since_paid_supply", T.INT, "RTM device supply (98976/98977): days since the patient's previous line of the same code "
+                                          "that opened a payable period (one not within rtm_device_supply_days of the one before it)"),
+    ],
+    scope="patient",
+)
+def _device_supply(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
+    # A line billed too soon will be denied, so it opens no period: the next one counts from the
+    # last payable line (supply on 03-01, 03-16, 04-01: 04-01 is 31 days after 03-01, payable).
+    days = pd.Series(pd.NA, index=frame.index, dtype="Int64")
+    rows = (_in_set(frame, "cpt", ctx, "rtm_device_codes") & frame["patient_id"].notna() & frame["service_date"].notna())
+    if rows.any():
+        period = _payer_settings(frame, ctx, "rtm_device_supply_days")
+        sub = frame.loc[rows, ["patient_id", "cpt", "service_date"]].assign(period=period[rows]).sort_values(
+            "service_date", kind="stable")
+        out = {}
+        for _, lines in sub.groupby(["patient_id", "cpt"], sort=False):
+            opened = None
+            for index, dos, length in zip(lines.index, lines["service_date"], lines["period"], strict=True):
+                if opened is not None:
+                    out[index] = (dos - opened).days
+                if opened is None or (dos - opened).days >= int(length):
+                    opened = dos
+        if out:
+            days[list(out)] = list(out.values())
+    return {"days_since_paid_supply": days}
+
+
 # -- orders ---------------------------------------------------------------------------------------
 @family(
     "orders",
@@ -761,7 +845,7 @@ def _orders(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     fields=[("days_from_service_to_submission", T.INT, "days from the service date to the submission date (default: run date); negative = service in the future")],
 )
 def _dates(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
-    submitted = frame["submission_date"].fillna(pd.Timestamp(ctx.run_date))
+    submitted = _submitted(frame, ctx)
     return {"days_from_service_to_submission": (submitted - frame["service_date"]).dt.days.astype("Int64")}
 
 
