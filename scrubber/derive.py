@@ -258,10 +258,14 @@ def _diagnoses(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
 def _claim_diagnoses(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     # An 837 claim carries its diagnoses once, for every line to point to: an export may list them
     # on one line of the claim only.
-    has_dx = _map_unique(frame["dx_codes"], lambda value: bool(_items(value)), "boolean").fillna(False).astype("Int64")
-    claim = frame["claim_id"].where(frame["claim_id"].notna(), "\x00line " + pd.Series(np.arange(len(frame)), index=frame.index).astype(str))
-    lines = has_dx.groupby([frame["patient_id"], claim], dropna=False, sort=False).transform("sum")
-    return {"claim_dx_lines": lines.astype("Int64")}
+    n = len(frame)
+    has_dx = _map_unique(frame["dx_codes"], lambda value: bool(_items(value)), "boolean").fillna(False).to_numpy(dtype=bool)
+    patients, patient_ids = pd.factorize(frame["patient_id"], use_na_sentinel=True)
+    claims, claim_ids = pd.factorize(frame["claim_id"], use_na_sentinel=True)
+    claims = np.where(claims < 0, len(claim_ids) + np.arange(n), claims)  # no claim id: the line alone
+    group, _ = distinct_rows([(patients, len(patient_ids)), (claims, len(claim_ids) + n)])
+    lines = np.bincount(group, weights=has_dx).astype(np.int64)[group]
+    return {"claim_dx_lines": pd.Series(lines, index=frame.index, dtype="Int64")}
 
 
 def _diagnosis_validity(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
@@ -761,6 +765,10 @@ MUE_LINE, MUE_DAY = "this line", "every line of this code for the patient on the
 )
 def _mue(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     n, idx = len(frame), frame.index
+    if not ctx.reference.mue_releases:  # no file loaded (the bundled pack has none): nothing to look up
+        missing = pd.Series(pd.NA, index=idx, dtype="Int64")
+        return {"mue_value": missing, "mue_adjudication": missing, "mue_units": missing,
+                "mue_counted": pd.Series(pd.NA, index=idx, dtype="string"), "mue_file": pd.Series(pd.NA, index=idx, dtype="string")}
     value, indicator, file = np.full(n, None, dtype=object), np.full(n, None, dtype=object), np.full(n, None, dtype=object)
     releases = sorted(ctx.reference.mue_releases.values(), key=lambda r: r.effective_from)
     service = frame["service_date"]
@@ -808,23 +816,27 @@ def _mue(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
 def _device_supply(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     # A line billed too soon will be denied, so it opens no period: the next one counts from the
     # last payable line (supply on 03-01, 03-16, 04-01: 04-01 is 31 days after 03-01, payable).
-    days = pd.Series(pd.NA, index=frame.index, dtype="Int64")
-    rows = (_in_set(frame, "cpt", ctx, "rtm_device_codes") & frame["patient_id"].notna() & frame["service_date"].notna())
+    days = np.full(len(frame), None, dtype=object)
+    rows = (_in_set(frame, "cpt", ctx, "rtm_device_codes") & frame["patient_id"].notna()
+            & frame["service_date"].notna()).to_numpy(dtype=bool)
     if rows.any():
-        period = _payer_settings(frame, ctx, "rtm_device_supply_days")
-        sub = frame.loc[rows, ["patient_id", "cpt", "service_date"]].assign(period=period[rows]).sort_values(
-            "service_date", kind="stable")
-        out = {}
-        for _, lines in sub.groupby(["patient_id", "cpt"], sort=False):
-            opened = None
-            for index, dos, length in zip(lines.index, lines["service_date"], lines["period"], strict=True):
-                if opened is not None:
-                    out[index] = (dos - opened).days
-                if opened is None or (dos - opened).days >= int(length):
-                    opened = dos
-        if out:
-            days[list(out)] = list(out.values())
-    return {"days_since_paid_supply": days}
+        at = np.flatnonzero(rows)
+        sub = frame.iloc[at]
+        period = _payer_settings(frame, ctx, "rtm_device_supply_days").to_numpy()[at]
+        patient = pd.factorize(sub["patient_id"])[0]
+        code = pd.factorize(sub["cpt"])[0]
+        day = sub["service_date"].to_numpy(dtype="datetime64[D]").astype(np.int64)
+        order = np.lexsort((day, code, patient))  # by patient and code, then date (stable: input order breaks ties)
+        opened, previous = 0, None
+        for i in order.tolist():  # one step per RTM supply line, which are few
+            key = (patient[i], code[i])
+            if key != previous:
+                previous, opened = key, day[i]
+                continue
+            days[at[i]] = int(day[i] - opened)
+            if day[i] - opened >= int(period[i]):
+                opened = day[i]
+    return {"days_since_paid_supply": pd.Series(days, index=frame.index, dtype="Int64")}
 
 
 # -- orders ---------------------------------------------------------------------------------------
