@@ -628,15 +628,15 @@ def _parse_date(values: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 
 # Code fields the reader upper-cases (a lower-case "gp" in an export is modifier GP).
-UPPER_CASE_FIELDS = frozenset({"cpt", "modifiers"})
+UPPER_CASE_FIELDS = frozenset({"cpt", "modifiers", "rendering_taxonomy", "referring_taxonomy"})  # codes: 225x00000x is 225X00000X
 # Fields holding ICD-10-CM codes: stored without the dot, as CMS's code list writes them.
-DIAGNOSIS_FIELDS = frozenset({"dx_codes", "dx_primary", "dx_malformed", "dx_unknown", "dx_not_billable"})
+DIAGNOSIS_FIELDS = frozenset({"dx_codes", "dx_codes_judged", "dx_primary", "dx_malformed", "dx_unknown", "dx_not_billable"})
 
 
 def normalise_diagnosis(code: str) -> str:
-    """E11.9 -> E119; ICD-9 250.00 or a stray dot stays as written, and is malformed."""
+    """E11.9 -> E119, I10. -> I10; ICD-9 250.00 or a stray dot stays as written, and is malformed."""
     code = code.strip().upper()
-    if len(code) > 4 and code[3] == "." and code.count(".") == 1 and code[0].isalpha():
+    if len(code) > 3 and code[3] == "." and code.count(".") == 1 and code[0].isalpha():
         return code.replace(".", "")
     return code
 
@@ -688,7 +688,7 @@ def _parse_column(name: str, ftype: FieldType, raw: pd.Series) -> tuple[pd.Serie
         bad = norm.notna() & ~norm.isin(PAYER_TYPES)
         problem = _problem(values, bad, f"is not one of {', '.join(PAYER_TYPES)}")
         series = norm.mask(bad)
-    elif name == "cpt":
+    elif name in UPPER_CASE_FIELDS:
         series = values.str.upper()
     elif name == "pos":
         # Spreadsheets drop the leading zero of POS 02: a single digit is padded back.

@@ -197,22 +197,26 @@ ICD_PATTERN = re.compile(r"[A-Z][0-9][0-9A-Z][0-9A-Z]{0,4}")
 
 @family(
     "diagnoses",
-    reads=("dx_codes", "service_date", "payer_type", "payer_id"),
+    reads=("dx_codes", "claim_id", "patient_id", "service_date", "payer_type", "payer_id"),
     data=("ICD-10-CM releases by fiscal year (simple-icd-10-cm; tables/icd10cm/)", "tables/chronic_conditions.csv",
           "payers.yaml: chronic_conditions"),
     fields=[
-        ("dx_count", T.INT, "number of diagnosis codes on the line"),
-        ("dx_primary", T.TEXT, "the first-listed diagnosis"),
-        ("dx_malformed", T.LIST, "diagnosis codes that fail the ICD-10-CM pattern"),
+        ("dx_codes_judged", T.LIST, "the diagnoses the line is judged on: its own, or when it has none, those of the other "
+                                    "lines of its claim (same claim_id and patient), in order"),
+        ("dx_from_claim", T.BOOL, "the line has no diagnosis of its own and is judged on its claim's"),
+        ("dx_count", T.INT, "number of diagnosis codes the line is judged on (dx_codes_judged)"),
+        ("dx_primary", T.TEXT, "the first-listed diagnosis the line is judged on"),
+        ("dx_malformed", T.LIST, "diagnosis codes on the line that fail the ICD-10-CM pattern"),
         ("dx_unknown", T.LIST, "well-formed diagnosis codes not in the ICD-10-CM release in force on the service date"),
         ("dx_not_billable", T.LIST, "header codes (with sub-codes, not billable) in the release in force on the service date"),
         ("dx_code_set", T.TEXT, "the ICD-10-CM release the diagnoses were checked against: the one in force on the service date, "
                                 "or the newest loaded for a later date (missing: the date precedes every loaded release)"),
         ("dx_code_set_loaded", T.BOOL, "an ICD-10-CM release covering the service date is loaded"),
-        ("dx_all_z", T.BOOL, "every diagnosis is a Z code (factors influencing health status)"),
-        ("dx_has_chronic", T.BOOL, "a diagnosis falls in a chronic-condition category the payer accepts"),
-        ("dx_categories", T.LIST, "chronic-condition categories of the diagnoses"),
+        ("dx_all_z", T.BOOL, "every diagnosis judged is a Z code (factors influencing health status)"),
+        ("dx_has_chronic", T.BOOL, "a diagnosis judged falls in a chronic-condition category the payer accepts"),
+        ("dx_categories", T.LIST, "chronic-condition categories of the diagnoses judged"),
     ],
+    scope="patient",
 )
 def _diagnoses(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     prefixes = sorted(
@@ -222,50 +226,59 @@ def _diagnoses(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
 
     def analyse(value: str) -> tuple[Any, ...]:
         codes = _items(value)
-        malformed = [c for c in codes if not ICD_PATTERN.fullmatch(c)]
         cats = sorted({cat for c in codes for p, cat in prefixes if c.startswith(p)})
-        return (len(codes), codes[0] if codes else None, _join(malformed),
+        return (len(codes), codes[0] if codes else None,
                 all(c.startswith("Z") for c in codes) if codes else None, _join(cats))
 
-    parts = _map_unique_parts(frame["dx_codes"], analyse, missing=(0, None, None, None, None))
+    judged, from_claim = _judged_diagnoses(frame)
+    count, primary, all_z, cats = _map_unique_parts(judged, analyse, missing=(0, None, None, None))
+    malformed = _map_unique(frame["dx_codes"], lambda value: _join([c for c in _items(value) if not ICD_PATTERN.fullmatch(c)]),
+                            "string")
     idx = frame.index
-    categories = pd.Series(parts[4], index=idx, dtype="object")
+    categories = pd.Series(cats, index=idx, dtype="object")
     # Missing where the line has no diagnosis at all; "" where it has some but none chronic.
-    present = parts[0].astype(np.int64) > 0
+    present = count.astype(np.int64) > 0
     by_line = categories.fillna("").where(present, None)
     has_chronic = _per_payer(by_line, frame, ctx, "chronic_conditions",
                              lambda cats, accepted: None if cats is None else bool(set(_items(cats)) & set(accepted or ())),
                              "boolean")
     return {
-        "dx_count": pd.Series(parts[0], index=idx, dtype="Int64"),
-        "dx_primary": _strings(parts[1], idx),
-        "dx_malformed": _strings(parts[2], idx),
+        "dx_codes_judged": judged,
+        "dx_from_claim": pd.Series(from_claim, index=idx, dtype="boolean"),
+        "dx_count": pd.Series(count, index=idx, dtype="Int64"),
+        "dx_primary": _strings(primary, idx),
+        "dx_malformed": malformed,
         **_diagnosis_validity(frame, ctx),
-        "dx_all_z": pd.Series(parts[3], index=idx, dtype="boolean"),
+        "dx_all_z": pd.Series(all_z, index=idx, dtype="boolean"),
         "dx_has_chronic": has_chronic,
-        "dx_categories": _strings(parts[4], idx),
+        "dx_categories": _strings(cats, idx),
     }
 
 
-@family(
-    "claim_diagnoses",
-    reads=("claim_id", "patient_id", "dx_codes"),
-    data=(),
-    fields=[("claim_dx_lines", T.INT, "lines of the claim (same claim_id and patient) that carry a diagnosis code; "
-                                     "the line alone when claim_id is empty")],
-    scope="patient",
-)
-def _claim_diagnoses(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
-    # An 837 claim carries its diagnoses once, for every line to point to: an export may list them
-    # on one line of the claim only.
+def _judged_diagnoses(frame: pd.DataFrame) -> tuple[pd.Series, np.ndarray]:
+    """Each line's diagnoses, or for a line without any, the other lines' of its claim (same
+    claim_id and patient), in line order; and where the claim's were taken. An 837 claim carries its
+    diagnoses once for every line to point to, and some exports list them on one line only."""
+    own = frame["dx_codes"]
     n = len(frame)
-    has_dx = _map_unique(frame["dx_codes"], lambda value: bool(_items(value)), "boolean").fillna(False).to_numpy(dtype=bool)
+    has = _map_unique(own, lambda value: bool(_items(value)), "boolean").fillna(False).to_numpy(dtype=bool)
+    none_taken = np.zeros(n, dtype=bool)
+    if has.all() or not has.any():
+        return own, none_taken
     patients, patient_ids = pd.factorize(frame["patient_id"], use_na_sentinel=True)
     claims, claim_ids = pd.factorize(frame["claim_id"], use_na_sentinel=True)
     claims = np.where(claims < 0, len(claim_ids) + np.arange(n), claims)  # no claim id: the line alone
     group, _ = distinct_rows([(patients, len(patient_ids)), (claims, len(claim_ids) + n)])
-    lines = np.bincount(group, weights=has_dx).astype(np.int64)[group]
-    return {"claim_dx_lines": pd.Series(lines, index=frame.index, dtype="Int64")}
+    takes = ~has & (np.bincount(group, weights=has) > 0)[group]
+    if not takes.any():
+        return own, none_taken
+    values = own.to_numpy(dtype=object)
+    codes_of: dict[int, list[str]] = {}
+    for row in np.flatnonzero(has & np.isin(group, group[takes])).tolist():  # lines of the claims that lend codes
+        codes = codes_of.setdefault(int(group[row]), [])
+        codes += [c for c in _items(values[row]) if c not in codes]
+    values[takes] = [";".join(codes_of[int(g)]) for g in group[takes]]
+    return _strings(values, frame.index), takes
 
 
 def _diagnosis_validity(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:

@@ -25,7 +25,7 @@ from scrubber.progress import stage
 
 PARALLEL_MIN_LINES = 20_000
 FINDING_COLUMNS = ["row", "claim_id", "line_no", "rule_id", "cause", "severity", "carc", "message", "fix"]
-_DX_FIELDS = {"dx_codes", "dx_primary", "dx_unknown", "dx_not_billable"}
+_DX_FIELDS = {"dx_codes", "dx_codes_judged", "dx_primary", "dx_unknown", "dx_not_billable"}
 
 
 def rule_condition(rule: Rule) -> Any:

@@ -222,6 +222,21 @@ def test_a_malformed_icd_file_is_a_located_error(tmp_path: Path) -> None:
     assert "codes2027.txt:1:1: error: unknown ICD-10-CM file name" in str(caught.value)
 
 
+def test_a_payer_that_lists_nurse_practitioners_as_educators_clears_them(tmp_path: Path, baseline: dict) -> None:
+    folder = rules_folder(tmp_path, {"payers.yaml": (
+        "payers:\n  NP-OK: {payer_type: commercial, qualified_education_providers: "
+        "[registered_nurse, nurse_practitioner, physician_assistant]}\n")})
+    export = write_csv(tmp_path / "in.csv", [
+        {**baseline, "claim_id": "NP-OK", "payer_id": "NP-OK", "rendering_taxonomy": "363L00000X"},
+        {**baseline, "claim_id": "PA-OK", "patient_id": "P-2", "payer_id": "NP-OK", "rendering_taxonomy": "363a00000x"},  # lower case
+        {**baseline, "claim_id": "NP-DEFAULT", "patient_id": "P-3", "rendering_taxonomy": "363L00000X"},
+    ])
+    done = run_cli("run", str(export), "--out", str(tmp_path / "out"), "--rules", str(folder), "--fail-on", "at-risk")
+    assert done.returncode == 1, done.stderr
+    found = {f["claim_id"]: f["rule_id"] for f in read_findings(tmp_path / "out")}
+    assert found == {"NP-DEFAULT": "EDU_RENDERING_NP_PA"}
+
+
 def mue_file(rows: list[tuple[str, int, str]]) -> str:
     """A practitioner MUE file laid out as CMS publishes it: copyright text, then the table. The
     values are made up for the test; they are not CMS's."""
