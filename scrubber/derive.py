@@ -555,7 +555,7 @@ def _sessions(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     count = pd.Series(pd.NA, index=frame.index, dtype="Int64")
     codes = pd.Series(pd.NA, index=frame.index, dtype="string")
     n_codes = pd.Series(pd.NA, index=frame.index, dtype="Int64")
-    has_session = frame["session_id"].notna()
+    has_session = frame["session_id"].notna() & frame["service_date"].notna()  # a session is one date
     if has_session.any():
         # Patients are counted on every line of the session: a class billed 98962 to some payers and
         # G0109 to Medicare is one group.

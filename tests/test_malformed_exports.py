@@ -672,6 +672,20 @@ def _mixed_date_formats(folder: Path) -> Case:
     return Case(export, Processed(HEADER, rows, unreadable=bad, reads=reads))
 
 
+@streamed_too
+def _group_session_without_a_readable_date(folder: Path) -> Case:
+    # Group education lines of one session whose service dates are unreadable or empty: the lines
+    # come out reported (they used to crash the session count, exit 2 with nothing written).
+    rows = thirty_rows()
+    for n, row in enumerate(rows):
+        row[col("cpt")], row[col("group_size")], row[col("session_id")] = "98962", "6", "DM-0901-AM"
+        row[col("service_date")] = ("2026-13-45", "", "01.09.2026")[n % 3]
+    export = folder / "export.csv"
+    export.write_text(csv_text(HEADER, rows), encoding="utf-8")
+    bad = {f"C-{1001 + n}": {"service_date"} for n in range(30) if n % 3 != 1}
+    return Case(export, Processed(HEADER, rows, unreadable=bad))
+
+
 @case
 def _impossible_optional_dates(folder: Path) -> Case:
     # Optional date columns: 2026-02-29 (2026 is not a leap year), 2026-02-30 and 2026-04-31 are
