@@ -277,11 +277,23 @@ def _alive(pid: int) -> bool:
     return True
 
 
+# What a run writes: a folder holding only these is a previous output, and is replaced whole.
+OUTPUT_FILES = frozenset({"annotated.csv", "annotated.parquet", "findings.jsonl", "summary.json", "summary.md",
+                          "report.html", "junit.xml"})
+
+
 def prepare_out(out: Path) -> None:
     """Check `--out` before any work: a file there, or a file where one of its parent folders should
-    be, would only fail once the scrub is done. Creates the parent folders."""
+    be, would only fail once the scrub is done; a folder holding anything but a previous output
+    (the export itself, an archive) would be lost when the new output replaces it. Creates the
+    parent folders."""
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: a file is there; give a folder (it is created, or replaced whole)")
+    if out.is_dir():
+        foreign = [entry for entry in out.iterdir() if entry.name not in OUTPUT_FILES]
+        if foreign:  # named by count only: a file name may name a patient
+            raise InputError(f"--out {out}: the folder holds {len(foreign)} file(s) or folder(s) that are not scrubber "
+                             "outputs, which replacing it would delete; give a new or empty folder, or a previous output folder")
     resolved = out.resolve()
     existing = next((p for p in resolved.parents if p.exists()), None)
     if existing is not None and not existing.is_dir():
@@ -302,6 +314,7 @@ def write_output(out: Path, writers: dict[str, Callable[[Path], None]], workers:
     remove_abandoned(out)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-{os.getpid()}-", dir=out.parent))
     try:
+        os.chmod(staging, _folder_mode(out))  # mkdtemp's 0700 would lock out the next step's user
         items = list(writers.items())
         aside = items[:2] if workers > 1 and len(items) > 2 else []
         children = [(name, _write_in_child(write, staging / name)) for name, write in aside]
@@ -315,6 +328,15 @@ def write_output(out: Path, writers: dict[str, Callable[[Path], None]], workers:
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _folder_mode(out: Path) -> int:
+    """The permissions the output folder keeps: those of the folder it replaces, or the umask's."""
+    if out.is_dir():
+        return out.stat().st_mode & 0o7777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o777 & ~umask
 
 
 _RENAME_EXCHANGE = 2

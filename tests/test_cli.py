@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -356,6 +357,39 @@ def test_an_out_path_on_a_file_is_refused_before_scrubbing(rules_dir: Path, tmp_
     assert result.stderr.strip() == (f"scrubber: error: --out {out}: {taken} is a file, not a folder" if under else
                                      f"scrubber: error: --out {out}: a file is there; give a folder (it is created, or replaced whole)")
     assert taken.read_text(encoding="utf-8") == "not a folder\n"
+
+
+def test_an_out_folder_holding_other_files_is_refused_and_left_alone(rules_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    export = _export(folder)  # the export itself sits in the folder given as --out
+    (folder / "archive").mkdir()
+    before = snapshot(folder)
+    result = cli("run", export, "--rules", rules_dir, "--no-bundled-rules", "--out", folder, "--run-date", RUN_DATE)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"scrubber: error: --out {folder}: the folder holds 2 file(s) or folder(s) that are "
+                                     "not scrubber outputs, which replacing it would delete; give a new or empty folder, "
+                                     "or a previous output folder")
+    assert snapshot(folder) == before and (folder / "archive").is_dir()
+
+
+def test_a_previous_output_folder_is_replaced_and_keeps_its_permissions(rules_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = cli("run", _export(tmp_path), "--rules", rules_dir, "--no-bundled-rules", "--out", out, "--run-date", RUN_DATE)
+    assert first.returncode in (0, 1), first.stderr
+    assert out.stat().st_mode & 0o777 == 0o777 & ~_umask()
+    out.chmod(0o2775)
+    again = cli("run", _export(tmp_path), "--rules", rules_dir, "--no-bundled-rules", "--out", out, "--run-date", RUN_DATE)
+    assert again.returncode == first.returncode, again.stderr
+    assert out.stat().st_mode & 0o7777 == 0o2775
+    assert {p.name for p in out.iterdir()} == {"annotated.csv", "findings.jsonl", "summary.json", "summary.md",
+                                               "report.html", "junit.xml"}
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def test_broken_rules_folder_lists_every_problem_as_path_line_col(tmp_path: Path) -> None:
