@@ -61,6 +61,13 @@ def load_mapping(path: Path | None) -> dict[str, str]:
             f"{path}:{line}:{col}: unknown canonical column '{unknown[0]}'"
             f"{did_you_mean(unknown[0], COLUMNS_BY_NAME)}; expected one of: {', '.join(COLUMNS_BY_NAME)}"
         )
+    first_for: dict[str, str] = {}
+    for canonical, header in data.items():
+        if header in first_for:  # one export column read as two (a member id as claim_id would be echoed)
+            line, col = yamlfile.value_pos(data, canonical)
+            raise InputError(f"{path}:{line}:{col}: header \"{header}\" is mapped to both {first_for[header]} and "
+                             f"{canonical}; map each export column to one canonical column")
+        first_for[header] = canonical
     return {str(k): str(v) for k, v in data.items()}
 
 
@@ -558,12 +565,22 @@ def _text(raw: pd.Series) -> pd.Series:
     return values.mask(values == "")
 
 
-def _problem(values: pd.Series, bad: pd.Series, reason: str) -> pd.Series:
-    """`'value' reason` on the bad rows, <NA> elsewhere."""
+# Which unreadable values a message may echo: only those shaped like the column's kind of value (a
+# typo such as 2026-13-45 or 1,5). Anything else may be another column's data that a wrong mapping
+# or a shifted row put there (a member id in a date column): it is withheld, as PHI could be.
+_ECHO_DATE = r"[0-9]{1,4}[-/. ][0-9]{1,2}[-/. ][0-9]{1,4}"
+_ECHO_NUMBER = r"[0-9$+\-.,' ]{1,12}"
+_ECHO_NOTHING = r"(?!)"
+
+
+def _problem(values: pd.Series, bad: pd.Series, reason: str, echo: str) -> pd.Series:
+    """`'value' reason` on the bad rows whose value fully matches `echo`, `a value (not shown) reason`
+    on the other bad rows, <NA> elsewhere."""
     bad = bad.fillna(False).astype(bool)
     out = pd.Series(pd.NA, index=values.index, dtype="string")
     if bad.any():
-        out[bad] = "'" + values[bad] + "' " + reason
+        shown = values[bad].str.fullmatch(echo).fillna(False).astype(bool)
+        out[bad] = ("'" + values[bad] + "' " + reason).where(shown, "a value (not shown) " + reason)
     return out
 
 
@@ -596,7 +613,7 @@ def _parse_int(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     cleaned = _without(values, r"[, ]")
     ok &= cleaned.str.replace(r"[+-]|\.0*$", "", regex=True).str.len().le(_MAX_INT_DIGITS).fillna(False).astype(bool)
     bad = values.notna() & ~ok
-    return _to_float(cleaned, ok).round().astype("Int64"), _problem(values, bad, "is not a whole number")
+    return _to_float(cleaned, ok).round().astype("Int64"), _problem(values, bad, "is not a whole number", _ECHO_NUMBER)
 
 
 def _parse_number(values: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -604,7 +621,7 @@ def _parse_number(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     parsed = _to_float(_without(values, r"[$, ]"), shaped)
     finite = parsed.notna() & parsed.abs().lt(float("inf")).fillna(False)  # 1e999 is no number either
     bad = values.notna() & ~finite
-    return parsed.where(~bad), _problem(values, bad, "is not a number")
+    return parsed.where(~bad), _problem(values, bad, "is not a number", _ECHO_NUMBER)
 
 
 def _parse_date(values: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -624,7 +641,7 @@ def _parse_date(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     if us.any():
         parsed[us] = pd.to_datetime(values[us], format="%m/%d/%Y", errors="coerce")
     bad = values.notna() & parsed.isna()
-    return parsed, _problem(values, bad, "is not a date (YYYY-MM-DD or MM/DD/YYYY)")
+    return parsed, _problem(values, bad, "is not a date (YYYY-MM-DD or MM/DD/YYYY)", _ECHO_DATE)
 
 
 # Code fields the reader upper-cases (a lower-case "gp" in an export is modifier GP).
@@ -686,7 +703,7 @@ def _parse_column(name: str, ftype: FieldType, raw: pd.Series) -> tuple[pd.Serie
     elif name == "payer_type":
         norm = values.str.lower().str.replace(r"[\s\-]+", "_", regex=True)
         bad = norm.notna() & ~norm.isin(PAYER_TYPES)
-        problem = _problem(values, bad, f"is not one of {', '.join(PAYER_TYPES)}")
+        problem = _problem(values, bad, f"is not one of {', '.join(PAYER_TYPES)}", _ECHO_NOTHING)
         series = norm.mask(bad)
     elif name in UPPER_CASE_FIELDS:
         series = values.str.upper()

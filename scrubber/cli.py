@@ -61,7 +61,29 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click 8.2+
+
+
+class _OneLineErrors(click.Group):
+    """Click prints a usage error as several lines (usage, hint, error); the contract gives exit 2
+    with a one-line reason on stderr, which pipelines show as is."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(*args, **kwargs)
+        except _NO_ARGS_IS_HELP as exc:  # `scrubber` or `scrubber rules` alone: the help, as click shows it
+            click.echo(exc.format_message(), err=True)
+            sys.exit(ExitCode.ERROR)
+        except click.ClickException as exc:
+            click.echo(f"scrubber: error: {exc.format_message()}", err=True)
+            sys.exit(ExitCode.ERROR)
+        except click.Abort:  # Ctrl-C at a prompt
+            sys.exit(ExitCode.ERROR)
+        sys.exit(code if isinstance(code, int) else ExitCode.OK)
+
+
+@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="scrubber")
 def main() -> None:
     """Check claim lines against declarative denial rules before they go to a clearinghouse."""

