@@ -528,6 +528,8 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
 
 def apply_mapping(raw: pd.DataFrame, mapping: dict[str, str], path: Path) -> dict[str, str]:
     """Return canonical name -> raw column; check the mapped headers and required columns exist."""
+    if raw.empty and not len(raw.columns):  # an empty JSON Lines file: no lines and no keys, nothing to map
+        return {}
     missing_headers = [h for h in mapping.values() if h not in raw.columns]
     if missing_headers:
         raise InputError(f"{path}: the mapping names header(s) not in the file: {', '.join(missing_headers)}")

@@ -429,3 +429,20 @@ def test_jsonl_columns_keep_their_order_when_the_first_record_lacks_one(tmp_path
     export.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
     run_cli("run", str(export), "--out", str(tmp_path / "out"), "--run-date", RUN_DATE, "--fail-on", "never")
     assert annotated_rows(tmp_path / "out")[0][: len(COLUMNS)] == COLUMNS
+
+
+def test_an_empty_jsonl_file_is_a_day_without_claims(tmp_path: Path) -> None:
+    # JSON Lines has no header: an empty file is how an exporter says "no claims today", and one quiet
+    # clinic must not stop the batch (a CSV says it with a header-only file).
+    empty = tmp_path / "quiet-clinic.jsonl"
+    empty.write_text("\n", encoding="utf-8")
+    export = tmp_path / "export.csv"
+    with export.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows({c: row[c] for c in COLUMNS} for row in LINES)
+    done = run_cli("run", str(empty), str(export), "--out", str(tmp_path / "out"), "--run-date", RUN_DATE, "--fail-on", "never")
+    assert done.returncode == 0, done.stderr
+    assert len(annotated_rows(tmp_path / "out")) == len(LINES) + 1  # the header row, then every line
+    inputs = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))["inputs"]
+    assert [(i["file"], i["lines"]) for i in inputs] == [("quiet-clinic.jsonl", 0), ("export.csv", len(LINES))]
