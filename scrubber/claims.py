@@ -571,7 +571,7 @@ def _text(raw: pd.Series) -> pd.Series:
 # typo such as 2026-13-45 or 1,5). Anything else may be another column's data that a wrong mapping
 # or a shifted row put there (a member id in a date column): it is withheld, as PHI could be.
 _ECHO_DATE = r"[0-9]{1,4}[-/. ][0-9]{1,2}[-/. ][0-9]{1,4}"
-_ECHO_NUMBER = r"[0-9$+\-.,' ]{1,12}"
+_ECHO_NUMBER = r"[+-]?\$?[0-9.,' ]{1,10}"  # a sign only in front: 1950-03-12 (a birth date) is not shown
 _ECHO_NOTHING = r"(?!)"
 
 

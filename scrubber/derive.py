@@ -785,7 +785,7 @@ def _mue(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     value, indicator, file = np.full(n, None, dtype=object), np.full(n, None, dtype=object), np.full(n, None, dtype=object)
     releases = sorted(ctx.reference.mue_releases.values(), key=lambda r: r.effective_from)
     service = frame["service_date"]
-    for release, following in zip(releases, [*releases[1:], None], strict=False):  # no file: nothing to pair
+    for release, following in zip(releases, [*releases[1:], None], strict=True):
         in_force = service >= pd.Timestamp(release.effective_from)
         if following is not None:  # a file is in force until the next one takes effect
             in_force &= service < pd.Timestamp(following.effective_from)

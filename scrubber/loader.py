@@ -22,7 +22,7 @@ from scrubber import compile as compiler
 from scrubber import engine, regex, yamlfile
 from scrubber.claims import DIAGNOSIS_FIELDS, UPPER_CASE_FIELDS, normalise_diagnosis
 from scrubber.derive import DERIVED
-from scrubber.errors import InputError, ConfigProblem, RuleConfigError
+from scrubber.errors import ConfigProblem, InputError, RuleConfigError
 from scrubber.fields import CAUSES, COLUMNS_BY_NAME, PAYER_TYPES, PHI_COLUMNS, SEVERITIES, FieldType
 from scrubber.model import (
     COMPARISONS,
