@@ -360,18 +360,21 @@ def header_text(name: str) -> str:
 
 
 def _internal_names(path: Path, header: list[str]) -> list[str]:
+    """Column names for the header cells as written (the output repeats them untouched); cells are
+    compared without their surrounding spaces (" claim_id " is claim_id)."""
     seen: dict[str, int] = {}
     names = []
     for i, h in enumerate(header):
-        if h in seen:
-            if h in COLUMNS_BY_NAME:  # which one holds the claim's value is ambiguous: refuse
-                raise InputError(f"{path}: column '{h}' appears twice in the header (columns {seen[h] + 1} "
+        key = h.strip()
+        if key in seen:
+            if key in COLUMNS_BY_NAME:  # which one holds the claim's value is ambiguous: refuse
+                raise InputError(f"{path}: column '{key}' appears twice in the header (columns {seen[key] + 1} "
                                  f"and {i + 1}); keep one")
             names.append(f"{_INTERNAL}{i + 1}\x00{h}")
-        elif h == "":
-            names.append(f"{_INTERNAL}{i + 1}\x00")
+        elif key == "":
+            names.append(f"{_INTERNAL}{i + 1}\x00{h}")
         else:
-            seen[h] = i
+            seen[key] = i
             names.append(h)
     return names
 
@@ -392,7 +395,7 @@ def _csv_header(path: Path, data: bytes) -> list[str]:
         sep = next(s for s in ("\t", ";", "|") if s in line)
         raise InputError(f"{path}: the header row has no commas but has {sep!r}: the file is not comma-separated; "
                          "save it as CSV (comma delimited)")
-    return _internal_names(path, [h.strip() for h in row])
+    return _internal_names(path, row)
 
 
 def _read_csv_fast(data: bytes, header: list[str]) -> pd.DataFrame | None:
@@ -530,18 +533,20 @@ def apply_mapping(raw: pd.DataFrame, mapping: dict[str, str], path: Path) -> dic
     """Return canonical name -> raw column; check the mapped headers and required columns exist."""
     if raw.empty and not len(raw.columns):  # an empty JSON Lines file: no lines and no keys, nothing to map
         return {}
-    missing_headers = [h for h in mapping.values() if h not in raw.columns]
+    # Headers are compared without their surrounding spaces; the columns keep them (see _internal_names).
+    named = {str(c).strip(): c for c in reversed(raw.columns) if not str(c).startswith(_INTERNAL)}
+    missing_headers = [h for h in mapping.values() if h.strip() not in named]
     if missing_headers:
         raise InputError(f"{path}: the mapping names header(s) not in the file: {', '.join(missing_headers)}")
-    repeated = {header_text(c) for c in raw.columns if c.startswith(_INTERNAL)}
+    repeated = {header_text(c).strip() for c in raw.columns if str(c).startswith(_INTERNAL)}
     for canon, header in mapping.items():
-        if header in repeated:  # which one holds the claim's value is ambiguous, as for a contract header
+        if header.strip() in repeated:  # which one holds the claim's value is ambiguous, as for a contract header
             raise InputError(f"{path}: column '{header}' (mapped to {canon}) appears more than once in the header; keep one")
-    by_canonical = {canon: header for canon, header in mapping.items()}
-    mapped_headers = set(mapping.values())
-    for column in raw.columns:
-        if column in COLUMNS_BY_NAME and column not in by_canonical and column not in mapped_headers:
-            by_canonical[column] = column
+    by_canonical = {canon: named[header.strip()] for canon, header in mapping.items()}
+    mapped_headers = {h.strip() for h in mapping.values()}
+    for key, column in named.items():
+        if key in COLUMNS_BY_NAME and key not in by_canonical and key not in mapped_headers:
+            by_canonical[key] = column
     missing = [c for c in REQUIRED_COLUMNS if c not in by_canonical]
     if missing:
         raise InputError(

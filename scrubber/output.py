@@ -239,7 +239,7 @@ def parquet_table(frame: pd.DataFrame) -> Any:
     import pyarrow as pa
 
     # Parquet needs distinct column names: a blank or repeated header gets its position appended.
-    names = [header_text(c) if header_text(c) == c else f"{header_text(c) or 'column'}_{c.split(chr(0))[1].split()[-1]}"
+    names = [header_text(c) if header_text(c) == c else f"{header_text(c).strip() or 'column'}_{c.split(chr(0))[1].split()[-1]}"
              for c in frame.columns]
     columns = [pa.array(frame[c].map(lambda v: v if v is None or isinstance(v, str) else str(v), na_action="ignore")
                         .astype(object).where(frame[c].notna(), None), pa.string(), from_pandas=True)

@@ -446,3 +446,20 @@ def test_an_empty_jsonl_file_is_a_day_without_claims(tmp_path: Path) -> None:
     assert len(annotated_rows(tmp_path / "out")) == len(LINES) + 1  # the header row, then every line
     inputs = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))["inputs"]
     assert [(i["file"], i["lines"]) for i in inputs] == [("quiet-clinic.jsonl", 0), ("export.csv", len(LINES))]
+
+
+def test_header_cells_keep_their_spaces_in_the_output(tmp_path: Path) -> None:
+    # The contract carries columns through untouched: " claim_id " is read as claim_id, and written
+    # back as " claim_id ", like an extra " Notes " column.
+    spaced = [f" {c} " if c in ("claim_id", "payer_type") else c for c in COLUMNS] + [" Notes "]
+    for name, header in (("plain", [*COLUMNS, "Notes"]), ("spaced", spaced)):
+        export = tmp_path / f"{name}.csv"
+        with export.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            writer.writerows([*(row[c] for c in COLUMNS), "seen"] for row in LINES)
+        done = run_cli("run", str(export), "--out", str(tmp_path / name), "--run-date", RUN_DATE, "--fail-on", "never")
+        assert done.returncode == 0, done.stderr
+    plain, spaced_rows = annotated_rows(tmp_path / "plain"), annotated_rows(tmp_path / "spaced")
+    assert spaced_rows[0][: len(spaced)] == spaced
+    assert [r[len(spaced):] for r in spaced_rows[1:]] == [r[len(spaced):] for r in plain[1:]]  # the same findings
