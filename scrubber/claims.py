@@ -572,22 +572,15 @@ def _text(raw: pd.Series) -> pd.Series:
     return values.mask(values == "")
 
 
-# Which unreadable values a message may echo: only those shaped like the column's kind of value (a
-# typo such as 2026-13-45 or 1,5). Anything else may be another column's data that a wrong mapping
-# or a shifted row put there (a member id in a date column): it is withheld, as PHI could be.
-_ECHO_DATE = r"[0-9]{1,4}[-/. ][0-9]{1,2}[-/. ][0-9]{1,4}"
-_ECHO_NUMBER = r"[+-]?\$?[0-9.,' ]{1,10}"  # a sign only in front: 1950-03-12 (a birth date) is not shown
-_ECHO_NOTHING = r"(?!)"
-
-
-def _problem(values: pd.Series, bad: pd.Series, reason: str, echo: str) -> pd.Series:
-    """`'value' reason` on the bad rows whose value fully matches `echo`, `a value (not shown) reason`
-    on the other bad rows, <NA> elsewhere."""
+def _problem(values: pd.Series, bad: pd.Series, reason: str) -> pd.Series:
+    """`a value (not shown) reason` on the bad rows, <NA> elsewhere. The value is never echoed: a
+    wrong mapping or a shifted row puts other columns' data in a column (a member id, an SSN or a
+    birth date in a date column), and no shape tells a typo from those; the cell is on the
+    annotated line."""
     bad = bad.fillna(False).astype(bool)
     out = pd.Series(pd.NA, index=values.index, dtype="string")
     if bad.any():
-        shown = values[bad].str.fullmatch(echo).fillna(False).astype(bool)
-        out[bad] = ("'" + values[bad] + "' " + reason).where(shown, "a value (not shown) " + reason)
+        out[bad] = "a value (not shown) " + reason
     return out
 
 
@@ -620,7 +613,7 @@ def _parse_int(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     cleaned = _without(values, r"[, ]")
     ok &= cleaned.str.replace(r"[+-]|\.0*$", "", regex=True).str.len().le(_MAX_INT_DIGITS).fillna(False).astype(bool)
     bad = values.notna() & ~ok
-    return _to_float(cleaned, ok).round().astype("Int64"), _problem(values, bad, "is not a whole number", _ECHO_NUMBER)
+    return _to_float(cleaned, ok).round().astype("Int64"), _problem(values, bad, "is not a whole number")
 
 
 def _parse_number(values: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -628,7 +621,7 @@ def _parse_number(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     parsed = _to_float(_without(values, r"[$, ]"), shaped)
     finite = parsed.notna() & parsed.abs().lt(float("inf")).fillna(False)  # 1e999 is no number either
     bad = values.notna() & ~finite
-    return parsed.where(~bad), _problem(values, bad, "is not a number", _ECHO_NUMBER)
+    return parsed.where(~bad), _problem(values, bad, "is not a number")
 
 
 def _parse_date(values: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -648,7 +641,7 @@ def _parse_date(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     if us.any():
         parsed[us] = pd.to_datetime(values[us], format="%m/%d/%Y", errors="coerce")
     bad = values.notna() & parsed.isna()
-    return parsed, _problem(values, bad, "is not a date (YYYY-MM-DD or MM/DD/YYYY)", _ECHO_DATE)
+    return parsed, _problem(values, bad, "is not a date (YYYY-MM-DD or MM/DD/YYYY)")
 
 
 # Code fields the reader upper-cases (a lower-case "gp" in an export is modifier GP).
@@ -710,7 +703,7 @@ def _parse_column(name: str, ftype: FieldType, raw: pd.Series) -> tuple[pd.Serie
     elif name == "payer_type":
         norm = values.str.lower().str.replace(r"[\s\-]+", "_", regex=True)
         bad = norm.notna() & ~norm.isin(PAYER_TYPES)
-        problem = _problem(values, bad, f"is not one of {', '.join(PAYER_TYPES)}", _ECHO_NOTHING)
+        problem = _problem(values, bad, f"is not one of {', '.join(PAYER_TYPES)}")
         series = norm.mask(bad)
     elif name in UPPER_CASE_FIELDS:
         series = values.str.upper()

@@ -286,15 +286,20 @@ OUTPUT_FILES = frozenset({"annotated.csv", "annotated.parquet", "findings.jsonl"
                           "report.html", "junit.xml"})
 
 
-def prepare_out(out: Path) -> None:
+def prepare_out(out: Path, inputs: list[Path]) -> None:
     """Check `--out` before any work: a file there, or a file where one of its parent folders should
     be, would only fail once the scrub is done; a folder holding anything but a previous output
-    (the export itself, an archive) would be lost when the new output replaces it. Creates the
+    (an input export, an archive) would be lost when the new output replaces it. Creates the
     parent folders."""
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: a file is there; give a folder (it is created, or replaced whole)")
+    inside = [p for p in inputs if p.resolve().is_relative_to(out.resolve())]
+    if inside:  # even one named like an output (an export called findings.jsonl)
+        raise InputError(f"--out {out}: input {inside[0]} is inside it, and replacing the folder would delete it; "
+                         "give an output folder apart from the inputs")
     if out.is_dir():
-        foreign = [entry for entry in out.iterdir() if entry.name not in OUTPUT_FILES]
+        foreign = [entry for entry in out.iterdir()
+                   if entry.name not in OUTPUT_FILES or entry.is_symlink() or not entry.is_file()]
         if foreign:  # named by count only: a file name may name a patient
             raise InputError(f"--out {out}: the folder holds {len(foreign)} file(s) or folder(s) that are not scrubber "
                              "outputs, which replacing it would delete; give a new or empty folder, or a previous output folder")

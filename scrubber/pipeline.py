@@ -40,7 +40,7 @@ def run_scrub(inputs: list[Path], out: Path, rules_dirs: list[Path], mapping: Pa
               chunk_lines: int = CHUNK_LINES) -> Report:
     if scheduler and engine != "dask":
         raise InputError("--scheduler needs --engine dask")
-    output.prepare_out(out)
+    output.prepare_out(out, inputs)
     with progress.shown(show_progress, len(STAGES)):
         report, markdown = _run(inputs, out, rules_dirs, mapping, fmt, fail_on, select, ignore, run_date, workers,
                                 engine, scheduler, chunk_lines)

@@ -372,15 +372,33 @@ def test_an_out_path_on_a_file_is_refused_before_scrubbing(rules_dir: Path, tmp_
 def test_an_out_folder_holding_other_files_is_refused_and_left_alone(rules_dir: Path, tmp_path: Path) -> None:
     folder = tmp_path / "exports"
     folder.mkdir()
-    export = _export(folder)  # the export itself sits in the folder given as --out
+    (folder / "yesterday.csv").write_text("an earlier export\n", encoding="utf-8")
     (folder / "archive").mkdir()
     before = snapshot(folder)
-    result = cli("run", export, "--rules", rules_dir, "--no-bundled-rules", "--out", folder, "--run-date", RUN_DATE)
+    result = cli("run", _export(tmp_path), "--rules", rules_dir, "--no-bundled-rules", "--out", folder, "--run-date", RUN_DATE)
     assert result.returncode == 2
     assert result.stderr.strip() == (f"scrubber: error: --out {folder}: the folder holds 2 file(s) or folder(s) that are "
                                      "not scrubber outputs, which replacing it would delete; give a new or empty folder, "
                                      "or a previous output folder")
     assert snapshot(folder) == before and (folder / "archive").is_dir()
+
+
+def test_an_input_inside_out_or_a_folder_named_like_an_output_is_refused(rules_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    export = _export(folder).rename(folder / "annotated.csv")  # an export named like an output file
+    for out in (folder, tmp_path):
+        result = cli("run", export, "--rules", rules_dir, "--no-bundled-rules", "--out", out, "--run-date", RUN_DATE)
+        assert result.returncode == 2
+        assert result.stderr.strip() == (f"scrubber: error: --out {out}: input {export} is inside it, and replacing the "
+                                         "folder would delete it; give an output folder apart from the inputs")
+    out = tmp_path / "out"
+    (out / "summary.json").mkdir(parents=True)  # a folder, not a previous run's file
+    (out / "summary.json" / "keep.csv").write_text("kept\n", encoding="utf-8")
+    result = cli("run", export, "--rules", rules_dir, "--no-bundled-rules", "--out", out, "--run-date", RUN_DATE)
+    assert result.returncode == 2 and "not scrubber outputs" in result.stderr
+    assert (out / "summary.json" / "keep.csv").read_text(encoding="utf-8") == "kept\n"
+    assert export.exists()
 
 
 def test_a_previous_output_folder_is_replaced_and_keeps_its_permissions(rules_dir: Path, tmp_path: Path) -> None:
