@@ -293,7 +293,8 @@ def prepare_out(out: Path, inputs: list[Path]) -> None:
     parent folders."""
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: a file is there; give a folder (it is created, or replaced whole)")
-    inside = [p for p in inputs if p.resolve().is_relative_to(out.resolve())]
+    resolved = out.resolve()
+    inside = [p for p in inputs if p.resolve().is_relative_to(resolved)]
     if inside:  # even one named like an output (an export called findings.jsonl)
         raise InputError(f"--out {out}: input {inside[0]} is inside it, and replacing the folder would delete it; "
                          "give an output folder apart from the inputs")
@@ -303,7 +304,6 @@ def prepare_out(out: Path, inputs: list[Path]) -> None:
         if foreign:  # named by count only: a file name may name a patient
             raise InputError(f"--out {out}: the folder holds {len(foreign)} file(s) or folder(s) that are not scrubber "
                              "outputs, which replacing it would delete; give a new or empty folder, or a previous output folder")
-    resolved = out.resolve()
     existing = next((p for p in resolved.parents if p.exists()), None)
     if existing is not None and not existing.is_dir():
         raise InputError(f"--out {out}: {existing} is a file, not a folder")

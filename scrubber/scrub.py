@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from scrubber import engine
-from scrubber.claims import ClaimBatch
+from scrubber.claims import DIAGNOSIS_FIELDS, ClaimBatch
 from scrubber.compile import CompiledRule, compile_condition
 from scrubber.derive import ICD_PATTERN, DeriveContext, derive
 from scrubber.distinct import distinct_rows
@@ -25,7 +25,6 @@ from scrubber.progress import stage
 
 PARALLEL_MIN_LINES = 20_000
 FINDING_COLUMNS = ["row", "claim_id", "line_no", "rule_id", "cause", "severity", "carc", "message", "fix"]
-_DX_FIELDS = {"dx_codes", "dx_codes_judged", "dx_primary", "dx_unknown", "dx_not_billable"}
 
 
 def rule_condition(rule: Rule) -> Any:
@@ -77,9 +76,9 @@ def _display(value: Any, name: str) -> str:
     if isinstance(value, float):
         return f"{value:.2f}" if name == "charge" else f"{value:g}"
     text = str(value)
-    if name in _DX_FIELDS or _is_list(name):
+    if name in DIAGNOSIS_FIELDS or _is_list(name):
         items = text.split(";")
-        if name in _DX_FIELDS:  # shown the way billers write them: E11.9 (malformed codes as read)
+        if name in DIAGNOSIS_FIELDS:  # shown the way billers write them: E11.9 (malformed codes as read)
             items = [c[:3] + "." + c[3:] if len(c) > 3 and ICD_PATTERN.fullmatch(c) else c for c in items]
         return ", ".join(items)
     return text
