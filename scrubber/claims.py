@@ -283,21 +283,15 @@ _MAX_RECORD_LINES = 1000
 def _records(data: bytes, width: int) -> Iterator[tuple[int, int, bool]]:
     """The CSV records of `data` as (start, end, stray quote), end after the line break.
 
-    Lines end in \n or \r\n (in a file with no \n, in a lone \r: old Mac exports); a lone \r in
-    a file with \n line ends is a character of its cell. A line is a record unless it opens a quoted
-    cell it does not close (a quote inside a cell, 5'10", is a character, as pyarrow reads it). Such
+    Lines are `_line_spans`. A line is a record unless it opens a quoted cell it does not close (a
+    quote inside a cell, 5'10", is a character, as pyarrow reads it). Such
     a cell ends on the next line with an odd number of quotes: the lines between are one record if
     they make one well-formed record of the header's `width` cells. Otherwise the quote is a stray
     that never closes: the line is a record on its own, read to its end, and the lines after it are
     not swallowed into its cell.
     """
-    ending = re.compile(rb"\r?\n") if b"\n" in data else re.compile(rb"\r")
-    spans, start = [], 0
-    for found in ending.finditer(data):
-        spans.append((start, found.end()))
-        start = found.end()
-    if start < len(data):
-        spans.append((start, len(data)))
+    starts, ends = _line_spans(data)
+    spans = list(zip(starts.tolist(), ends.tolist(), strict=True))
     odd = [data.count(b'"', a, b) % 2 == 1 for a, b in spans]
     i = 0
     while i < len(spans):
@@ -428,20 +422,34 @@ def _read_csv_fast(data: bytes, header: list[str]) -> pd.DataFrame | None:
     return frame
 
 
-def _filled_lines(data: bytes, skip: int) -> int:
-    """Lines after the first `skip`, not counting empty ones: the rows pyarrow should find. Lines
-    end as `_records` says: in \n (or \r\n), or in \r in a file with no \n."""
+def _line_ending(data: bytes) -> int:
+    """The byte lines end in: \n (a \r before it is part of the ending), or \r in a file with no \n
+    (old Mac exports). A lone \r in a file with \n line ends is a character of its cell."""
+    return 10 if b"\n" in data else 13
+
+
+def _line_spans(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (after its line break, if it has one) of every line: the one rule for where a
+    line ends, shared by the record finder and pyarrow's expected row count."""
     raw = np.frombuffer(data, dtype=np.uint8)
-    ending = 10 if b"\n" in data else 13
-    breaks = np.flatnonzero(raw == ending)
-    starts = np.concatenate([[0], breaks + 1])
-    ends = np.concatenate([breaks, [len(raw)]])
-    lengths = ends - starts
-    carriage = np.zeros(len(starts), dtype=bool)
-    if ending == 10:
-        one = lengths == 1
-        carriage[one] = raw[starts[one]] == 13  # "\r\n": an empty line of a Windows file
-    return int(np.count_nonzero(((lengths > 0) & ~carriage)[skip:]))
+    after_breaks = np.flatnonzero(raw == _line_ending(data)) + 1
+    starts = np.concatenate([[0], after_breaks])
+    ends = np.concatenate([after_breaks, [len(raw)]])
+    keep = ends > starts  # no line after a final line break
+    return starts[keep], ends[keep]
+
+
+def _filled_lines(data: bytes, skip: int) -> int:
+    """Lines (`_line_spans`) after the first `skip`, not counting empty ones: the rows pyarrow should find."""
+    raw = np.frombuffer(data, dtype=np.uint8)
+    ending = _line_ending(data)
+    starts, ends = _line_spans(data)
+    length = ends - starts - (raw[ends - 1] == ending)  # without the line break
+    empty = length == 0
+    if ending == 10:  # "\r\n" alone: an empty line of a Windows file
+        one = length == 1
+        empty[one] = raw[starts[one]] == 13
+    return int(np.count_nonzero(~empty[skip:]))
 
 
 def _header_line(data: bytes) -> int:
