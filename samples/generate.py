@@ -555,16 +555,15 @@ def build_clinic(rng: random.Random) -> Builder:
         enc.lines[0].f["group_size"] = ""
         b.label(enc.lines, "EDU_SESSION_COUNT_MISMATCH", k)
 
-    k = S("edu-size-conflict", "98961 class documented with 4 present, only 3 billed (one self-pay)")
+    k = S("edu-size-conflict", "98961 class documented with 2 present, but 3 patients billed for it")
     trio = [one("asthma", rng.choice(["commercial", "medicaid"])) for _ in range(3)]
-    for enc in b.group_session(trio, date(2026, 9, 29), "AST-0929-PM", "RRT1", 60, CURRICULA["asthma"], k, group_size=4):
+    for enc in b.group_session(trio, date(2026, 9, 29), "AST-0929-PM", "RRT1", 60, CURRICULA["asthma"], k, group_size=2):
         b.label(enc.lines, "EDU_SESSION_SIZE_CONFLICT", k)
 
-    k = S("edu-mixed-codes", "One class of 3: two billed 98961, one billed 98960 without a group size")
+    k = S("edu-mixed-codes", "One class of 3: two billed 98961 for a documented group of 3 (right), one billed 98960 without a group size")
     trio = [one("copd"), one("copd"), one("copd")]
     encs = b.group_session(trio, date(2026, 9, 21), "COPD-0921-PM", "RRT1", 60, CURRICULA["copd"], k)
     encs[2].lines[0].f.update({"cpt": "98960", "group_size": "", "charge": fmt_money(RATES["98960"] * 2)})
-    b.label(encs[0].lines + encs[1].lines, "EDU_SESSION_MIXED_CODES", k)
     b.label(encs[2].lines, ["EDU_SESSION_MIXED_CODES", "EDU_SESSION_COUNT_MISMATCH"], k)
 
     # documentation, time -----------------------------------------------------------------------------
