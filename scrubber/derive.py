@@ -191,6 +191,13 @@ def _patient_days(frame: pd.DataFrame, ctx: DeriveContext) -> tuple[np.ndarray, 
     return ctx.patient_days
 
 
+def _patient_day_groups(frame: pd.DataFrame, ctx: DeriveContext) -> pd.Series:
+    """Each line's patient-and-date group for day totals; a line missing either (an unreadable date)
+    is a group of its own: it is no day's line, and pooling such lines would total unrelated days."""
+    group, count = _patient_days(frame, ctx)
+    return pd.Series(np.where(group < 0, count + np.arange(len(group)), group), index=frame.index)
+
+
 # -- diagnoses ------------------------------------------------------------------------------------
 ICD_PATTERN = re.compile(r"[A-Z][0-9][0-9A-Z][0-9A-Z]{0,4}")
 
@@ -462,6 +469,12 @@ def units_for_minutes(minutes: pd.Series, unit: pd.Series, threshold: pd.Series)
         ("day_timed_minutes", T.INT, "minutes of 15-minute therapy codes for the patient, date and provider (8-minute rule payers)"),
         ("day_timed_units", T.INT, "units of 15-minute therapy codes for the patient, date and provider (8-minute rule payers)"),
         ("day_timed_units_allowed", T.INT, "units the day's total minutes support under the CMS 8-minute rule"),
+        ("day_code_timed_minutes", T.INT, "minutes of the line's 15-minute code for the patient, date and provider (8-minute rule payers)"),
+        ("day_code_timed_units", T.INT, "units of the line's 15-minute code for the patient, date and provider (8-minute rule payers)"),
+        ("day_code_units_share", T.INT, "the most units of day_timed_units_allowed the line's code can be given: its full 15 minutes "
+                                        "first, then the day's remaining units to the codes with the most minutes left over"),
+        ("timed_units_over_share", T.BOOL, "the line's code is billed for more units than its share, or the day is billed over "
+                                           "its allowed units and the code takes one of the units codes with equal leftover minutes compete for"),
     ],
     scope="patient",
 )
@@ -486,28 +499,20 @@ def _time(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     code_day_minutes = pd.Series(pd.NA, index=frame.index, dtype="Int64")
     code_day_units = pd.Series(pd.NA, index=frame.index, dtype="Int64")
     per_code = threshold.notna().to_numpy(dtype=bool)
+    lines = frame.assign(patient_day=_patient_day_groups(frame, ctx))
     if per_code.any():
-        keys = ["patient_id", "service_date", "rendering_npi", "cpt"]
-        grouped = frame.loc[per_code, [*keys, "minutes", "units"]].groupby(keys, dropna=False, sort=False)
+        keys = ["patient_day", "rendering_npi", "cpt"]
+        grouped = lines.loc[per_code, [*keys, "minutes", "units"]].groupby(keys, dropna=False, sort=False)
         complete = (grouped["minutes"].transform("count") == grouped["minutes"].transform("size")).astype(bool)
         code_day_minutes[per_code] = grouped["minutes"].transform("sum").where(complete).array
         code_day_units[per_code] = grouped["units"].transform("sum").array
 
-    day_minutes = pd.Series(pd.NA, index=frame.index, dtype="Int64")
-    day_units = pd.Series(pd.NA, index=frame.index, dtype="Int64")
-    day_allowed = pd.Series(pd.NA, index=frame.index, dtype="Int64")
+    day = {name: pd.Series(pd.NA, index=frame.index, dtype="Int64") for name in _EIGHT_MINUTE_FIELDS}
+    over_share = pd.Series(pd.NA, index=frame.index, dtype="boolean")
     if eight.any():
-        keys = ["patient_id", "service_date", "rendering_npi"]
-        sub = frame.loc[eight, [*keys, "minutes", "units"]]
-        grouped = sub.groupby(keys, dropna=False, sort=False)
-        total_minutes = grouped["minutes"].transform("sum")
-        complete = (grouped["minutes"].transform("count") == grouped["minutes"].transform("size")).astype(bool)
-        total_units = grouped["units"].transform("sum")
-        allowed = units_for_minutes(total_minutes, pd.Series(15, index=sub.index), pd.Series(8, index=sub.index))
-        # By mask, with the values' array: pandas 3 fails to set Int64 values holding <NA> by labels.
-        day_minutes[eight] = total_minutes.where(complete).array
-        day_units[eight] = total_units.array
-        day_allowed[eight] = allowed.where(complete).array
+        for name, values in _eight_minute_day(lines.loc[eight]).items():
+            # By mask, with the values' array: pandas 3 fails to set Int64 values holding <NA> by labels.
+            (over_share if name == "timed_units_over_share" else day[name])[eight] = values.array
     return {
         "timed_code": unit.notna().astype("boolean"),
         "time_unit_minutes": unit,
@@ -516,9 +521,61 @@ def _time(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
         "code_day_minutes": code_day_minutes,
         "code_day_units": code_day_units,
         "code_day_units_supported": supported(code_day_minutes),
-        "day_timed_minutes": day_minutes,
-        "day_timed_units": day_units,
-        "day_timed_units_allowed": day_allowed,
+        **day,
+        "timed_units_over_share": over_share,
+    }
+
+
+_EIGHT_MINUTE_FIELDS = ("day_timed_minutes", "day_timed_units", "day_timed_units_allowed",
+                        "day_code_timed_minutes", "day_code_timed_units", "day_code_units_share")
+
+
+def _eight_minute_day(lines: pd.DataFrame) -> dict[str, pd.Series]:
+    """The CMS 8-minute rule over the 15-minute lines of each patient, date and provider.
+
+    The day's total minutes decide the units (8-22 = 1, 23-37 = 2, ...); each code first gets a unit
+    for every full 15 minutes, and the units left go to the codes with the most minutes left over
+    (CMS Claims Processing Manual Ch. 5 §20.2: 33 minutes of 97110 and 7 of 97140 are 2 + 1 units).
+    Codes with equal leftover minutes may each take a remaining unit (either may be billed): the day
+    is then over only if they take more than are left. Missing where a line of the day lacks minutes."""
+    day_keys = ["patient_day", "rendering_npi"]
+    work = lines[[*day_keys, "cpt", "minutes", "units"]]
+    day_group = work.groupby(day_keys, dropna=False, sort=False).ngroup().to_numpy()
+    code_group = work.groupby([*day_keys, "cpt"], dropna=False, sort=False).ngroup().to_numpy()
+    by_day, by_code = work.groupby(day_group), work.groupby(code_group)
+    complete = (by_day["minutes"].transform("count") == by_day["minutes"].transform("size")).astype(bool)
+    day_minutes = by_day["minutes"].transform("sum").where(complete)
+    allowed = units_for_minutes(day_minutes, pd.Series(15, index=work.index), pd.Series(8, index=work.index))
+    # Per code (one row each): its minutes and units, full units, leftover minutes.
+    first = np.unique(code_group, return_index=True)[1]
+    code_day = day_group[first]
+    code_minutes = by_code["minutes"].sum(min_count=1).to_numpy(dtype="float64", na_value=np.nan)
+    code_units = by_code["units"].sum().to_numpy(dtype="float64", na_value=np.nan)
+    full = code_minutes // 15
+    left_over = code_minutes - 15 * full
+    code_allowed = allowed.to_numpy(dtype="float64", na_value=np.nan)[first]
+    remaining = code_allowed - pd.Series(full).groupby(code_day).transform("sum").to_numpy()
+    # How many of the day's codes have more minutes left over: fewer than the remaining units, and
+    # the code may take one of them.
+    more_left = pd.Series(left_over).groupby(code_day).rank(method="min", ascending=False).to_numpy() - 1
+    share = full + (more_left < remaining)
+    over = code_units > share
+    day_over = pd.Series(code_units).groupby(code_day).transform("sum").to_numpy() > code_allowed
+    none_over = ~pd.Series(over).groupby(code_day).transform("any").to_numpy(dtype=bool)
+    over |= day_over & none_over & (code_units > full)  # equal leftovers took more units than are left
+    known = ~np.isnan(code_allowed)
+
+    def per_line(values: np.ndarray) -> pd.Series:
+        return pd.Series(values[code_group], index=work.index)
+
+    return {
+        "day_timed_minutes": day_minutes.astype("Int64"),
+        "day_timed_units": by_day["units"].transform("sum").astype("Int64"),
+        "day_timed_units_allowed": allowed.astype("Int64"),
+        "day_code_timed_minutes": per_line(code_minutes).astype("Int64"),
+        "day_code_timed_units": per_line(code_units).astype("Int64"),
+        "day_code_units_share": per_line(np.where(known, share, np.nan)).astype("Int64"),
+        "timed_units_over_share": per_line(np.where(known, over, np.nan)).astype("boolean"),
     }
 
 
@@ -707,7 +764,7 @@ def _frequency(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
         return out
 
     return {
-        "eval_units_day": total(_in_set(frame, "cpt", ctx, "therapy_eval_codes"), [frame["patient_id"], frame["service_date"]]),
+        "eval_units_day": total(_in_set(frame, "cpt", ctx, "therapy_eval_codes"), [_patient_day_groups(frame, ctx)]),
         **_dsmt_periods(frame, _in_set(frame, "cpt", ctx, "dsmt_codes") & frame["service_date"].notna()),
     }
 
