@@ -870,10 +870,10 @@ def build_clinic(rng: random.Random) -> Builder:
     enc.lines[1].scenario = k
     b.label(enc.lines[0], "CPT_FORMAT_INVALID", k)
 
-    k = S("pos-decimal", "Place of service exported as a decimal (11.0)")
+    k = S("pos-name", "Place of service exported as its name (Office) instead of its code")
     p = one("asthma")
     enc = b.individual_edu(p, pick_day(p), k, rendering="RRT1")
-    enc.lines[0].f["pos"] = "11.0"
+    enc.lines[0].f["pos"] = "Office"
     b.label(enc.lines, "POS_FORMAT_INVALID", k)
 
     k = S("taxonomy-truncated", "Rendering taxonomy truncated to 9 characters")

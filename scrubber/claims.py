@@ -30,8 +30,16 @@ from scrubber.fields import COLUMNS_BY_NAME, PAYER_TYPES, PHI_COLUMNS, REQUIRED_
 
 MAX_CELL = 1000  # longer values in a contract column are unreadable (the engine compares 16-bit lengths, P14)
 # [0-9], not \d: full-width and other Unicode digits are not read as numbers.
-_ISO = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9:.]+(?:Z|[+-][0-9]{2}:?[0-9]{2})?)?")
-_US = re.compile(r"[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}")
+# Dates as exports write them, each pattern naming the year, month and day: ISO (with a time of day,
+# as databases unload a datetime), YYYY/MM/DD, YYYYMMDD (the X12 D8 form), and US month-first with
+# / or - and a 4- or 2-digit year (20xx), with the time of day reports and Excel re-saves append.
+_TIME = r"(?:[T ][0-9]{1,2}(?::[0-9]{2}){0,2}(?:\.[0-9]+)?(?: ?[AaPp]\.?[Mm]\.?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?)?"
+_DATE_PATTERNS = (
+    rf"^(?P<y>[0-9]{{4}})-(?P<m>[0-9]{{2}})-(?P<d>[0-9]{{2}}){_TIME}$",
+    rf"^(?P<y>[0-9]{{4}})/(?P<m>[0-9]{{1,2}})/(?P<d>[0-9]{{1,2}}){_TIME}$",
+    r"^(?P<y>[0-9]{4})(?P<m>[0-9]{2})(?P<d>[0-9]{2})$",
+    rf"^(?P<m>[0-9]{{1,2}})(?P<sep>[/-])(?P<d>[0-9]{{1,2}})(?P=sep)(?P<y>[0-9]{{4}}|[0-9]{{2}}){_TIME}$",
+)
 
 
 @dataclass
@@ -43,15 +51,30 @@ class ClaimBatch:
     sources: list[tuple[str, int]]  # (file name, line count) in order
 
 
-def load_mapping(path: Path | None) -> dict[str, str]:
-    """Read a column mapping file: `canonical_name: "Export Header"`."""
+# canonical column -> export header; a list field (modifiers, dx_codes) may name several headers,
+# for exports with a column per code (Modifier 1..4, Diagnosis 1..12).
+Mapping = dict[str, str | list[str]]
+LIST_FIELDS = ("modifiers", "dx_codes")
+
+
+def mapped_headers(header: str | list[str]) -> list[str]:
+    return header if isinstance(header, list) else [header]
+
+
+def load_mapping(path: Path | None) -> Mapping:
+    """Read a column mapping file: `canonical_name: "Export Header"` (or a list of headers for
+    modifiers and dx_codes, joined in order)."""
     if path is None:
         return {}
     data, problems = yamlfile.load(path)
     if problems:
         raise InputError(str(problems[0]))
-    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-        raise InputError(f"{path}: expected lines of the form canonical_name: \"Export Header\"")
+    if not isinstance(data, dict) or not all(
+        isinstance(v, str) or (k in LIST_FIELDS and isinstance(v, list) and v and all(isinstance(h, str) for h in v))
+        for k, v in data.items()
+    ):
+        raise InputError(f"{path}: expected lines of the form canonical_name: \"Export Header\" "
+                         f"(a list of headers only for {' and '.join(LIST_FIELDS)})")
     unknown = [k for k in data if k not in COLUMNS_BY_NAME]
     if unknown:
         from scrubber.loader import did_you_mean
@@ -62,13 +85,14 @@ def load_mapping(path: Path | None) -> dict[str, str]:
             f"{did_you_mean(unknown[0], COLUMNS_BY_NAME)}; expected one of: {', '.join(COLUMNS_BY_NAME)}"
         )
     first_for: dict[str, str] = {}
-    for canonical, header in data.items():
-        if header in first_for:  # one export column read as two (a member id as claim_id would be echoed)
-            line, col = yamlfile.value_pos(data, canonical)
-            raise InputError(f"{path}:{line}:{col}: header \"{header}\" is mapped to both {first_for[header]} and "
-                             f"{canonical}; map each export column to one canonical column")
-        first_for[header] = canonical
-    return {str(k): str(v) for k, v in data.items()}
+    for canonical, headers in data.items():
+        for header in mapped_headers(headers):
+            if header in first_for:  # one export column read as two (a member id as claim_id would be echoed)
+                line, col = yamlfile.value_pos(data, canonical)
+                raise InputError(f"{path}:{line}:{col}: header \"{header}\" is mapped to both {first_for[header]} and "
+                                 f"{canonical}; map each export column to one canonical column")
+            first_for[header] = canonical
+    return {str(k): [str(h) for h in v] if isinstance(v, list) else str(v) for k, v in data.items()}
 
 
 def read_raw(path: Path) -> pd.DataFrame:
@@ -475,7 +499,8 @@ def _read_csv_tolerant(path: Path, data: bytes, header: list[str]) -> pd.DataFra
     for i, (r, q) in enumerate(zip(body, quotes, strict=True)):
         if q:
             problems[i] = "row: a quote is not closed, so the rest of the line was read into one cell"
-        elif len(r) != width:
+        elif len(r) != width and not (len(r) > width and not any(c.strip() for c in r[width:])):
+            # Empty cells past the header's width hold nothing (exports that end every row with a comma).
             problems[i] = f"row: has {len(r)} cells but the header has {width}, so its values may sit in the wrong columns"
     fixed = [r[:width] + [""] * (width - len(r)) for r in body]
     frame = pd.DataFrame(fixed, columns=header, dtype="string") if fixed else pd.DataFrame(columns=header, dtype="string")
@@ -537,24 +562,44 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
     return frame.astype(object).map(cell_text)
 
 
-def apply_mapping(raw: pd.DataFrame, mapping: dict[str, str], path: Path) -> dict[str, str]:
-    """Return canonical name -> raw column; check the mapped headers and required columns exist."""
+# canonical column -> the raw column holding it (several, joined, for a list field mapped to several)
+Columns = dict[str, str | tuple[str, ...]]
+
+
+def apply_mapping(raw: pd.DataFrame, mapping: Mapping, path: Path) -> Columns:
+    """Return canonical name -> raw column(s); check the mapped headers and required columns exist."""
     if raw.empty and not len(raw.columns):  # an empty JSON Lines file: no lines and no keys, nothing to map
         return {}
     # Headers are compared without their surrounding spaces; the columns keep them (see _internal_names).
     named = {str(c).strip(): c for c in reversed(raw.columns) if not str(c).startswith(_INTERNAL)}
-    missing_headers = [h for h in mapping.values() if h.strip() not in named]
+    listed = [h for headers in mapping.values() for h in mapped_headers(headers)]
+    missing_headers = [h for h in listed if h.strip() not in named]
     if missing_headers:
         raise InputError(f"{path}: the mapping names header(s) not in the file: {', '.join(missing_headers)}")
     repeated = {header_text(c).strip() for c in raw.columns if str(c).startswith(_INTERNAL)}
-    for canon, header in mapping.items():
-        if header.strip() in repeated:  # which one holds the claim's value is ambiguous, as for a contract header
-            raise InputError(f"{path}: column '{header}' (mapped to {canon}) appears more than once in the header; keep one")
-    by_canonical = {canon: named[header.strip()] for canon, header in mapping.items()}
-    mapped_headers = {h.strip() for h in mapping.values()}
+    for canon, headers in mapping.items():
+        for header in mapped_headers(headers):
+            if header.strip() in repeated:  # which one holds the claim's value is ambiguous, as for a contract header
+                raise InputError(f"{path}: column '{header}' (mapped to {canon}) appears more than once in the header; keep one")
+    by_canonical: Columns = {
+        canon: tuple(named[h.strip()] for h in headers) if isinstance(headers, list) else named[headers.strip()]
+        for canon, headers in mapping.items()
+    }
+    mapped_headers_ = {h.strip() for h in listed}
     for key, column in named.items():
-        if key in COLUMNS_BY_NAME and key not in by_canonical and key not in mapped_headers:
+        if key in COLUMNS_BY_NAME and key not in by_canonical and key not in mapped_headers_:
             by_canonical[key] = column
+    # Then headers spelled another way (CLAIM_ID from a database unload, "Claim Id" from a report).
+    loose: dict[str, list[str]] = {}
+    for key in dict.fromkeys(str(c).strip() for c in raw.columns if not str(c).startswith(_INTERNAL)):  # header order
+        canon = re.sub(r"[\s\-]+", "_", key.lower())
+        if canon in COLUMNS_BY_NAME and canon not in by_canonical and key not in mapped_headers_:
+            loose.setdefault(canon, []).append(key)
+    for canon, keys in loose.items():
+        if len(keys) > 1:
+            raise InputError(f"{path}: columns {' and '.join(repr(k) for k in keys)} could each be {canon}; "
+                             f"map one with --mapping FILE ({canon}: \"Export Header\")")
+        by_canonical[canon] = named[keys[0]]
     missing = [c for c in REQUIRED_COLUMNS if c not in by_canonical]
     if missing:
         raise InputError(
@@ -570,14 +615,24 @@ def apply_mapping(raw: pd.DataFrame, mapping: dict[str, str], path: Path) -> dic
 # "1.234,50" a European amount, which cannot be read safely, so they are reported, not guessed.
 _DIGITS = r"(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]{1,3}(?: [0-9]{3})+|[0-9]+)"
 _INT_TEXT = rf"[+-]?{_DIGITS}(?:\.0*)?"  # "2.0" is a whole number
-_ISO_TEXT = _ISO.pattern
-_US_TEXT = _US.pattern
+
+
+_EXCEL_TEXT = r'^="(.*)"$'  # ="02": a spreadsheet formula that keeps a leading zero
+# Words that stand for no value. NULL is how database exports write an empty cell, in any column.
+# In a code or text column (prior_auth_number, referring_npi, session_id, modifiers) the words a
+# person types for "none" are no value either: taken as one, "N/A" would pass for an authorization
+# number. In a number or date column they are reported as unreadable, like any other word.
+_NULL_WORD = "null"
+_PLACEHOLDER_WORDS = frozenset({_NULL_WORD, "n/a", "na", "none", "nan", "#n/a"})
 
 
 def _text(raw: pd.Series) -> pd.Series:
-    """Cells as stripped text on the string dtype, <NA> for a missing or blank cell."""
+    """Cells as stripped text on the string dtype, <NA> for a missing, blank or NULL cell."""
     values = raw.astype("string").str.strip()
-    return values.mask(values == "")
+    excel = values.str.match(_EXCEL_TEXT).fillna(False).astype(bool)
+    if excel.any():
+        values = values.where(~excel, values.str.replace(_EXCEL_TEXT, r"\1", regex=True).str.strip())
+    return values.mask((values == "") | (values.str.lower() == _NULL_WORD))
 
 
 def _problem(values: pd.Series, bad: pd.Series, reason: str) -> pd.Series:
@@ -592,7 +647,7 @@ def _problem(values: pd.Series, bad: pd.Series, reason: str) -> pd.Series:
     return out
 
 
-_NUMBER_TEXT = rf"[+-]?\$?[+-]?(?:{_DIGITS}(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+_NUMBER_TEXT = rf"[+-]?(?:\$ ?)?[+-]?(?:{_DIGITS}(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 _MAX_INT_DIGITS = 15  # whole numbers up to 15 digits are exact in float64 and int64
 
 
@@ -632,28 +687,44 @@ def _parse_number(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     return parsed.where(~bad), _problem(values, bad, "is not a number")
 
 
+def _iso_days(values: pd.Series) -> pd.Series:
+    """Each cell's date as YYYY-MM-DD text (<NA> where no date pattern matches)."""
+    iso = pd.Series(pd.NA, index=values.index, dtype="string")
+    for pattern in _DATE_PATTERNS:
+        todo = iso.isna() & values.notna()
+        if not todo.any():
+            break
+        parts = values[todo].str.extract(pattern).dropna(subset=["y"])
+        if len(parts):
+            year = parts["y"].where(parts["y"].str.len() == 4, "20" + parts["y"])
+            iso[parts.index] = year + "-" + parts["m"].str.zfill(2) + "-" + parts["d"].str.zfill(2)
+    return iso
+
+
 def _parse_date(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    iso = values.str.fullmatch(_ISO_TEXT).fillna(False).astype(bool)
-    us = values.str.fullmatch(_US_TEXT).fillna(False).astype(bool)
+    day_text = _iso_days(values)
+    readable = day_text.notna().to_numpy()
     parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[s]")
-    if iso.any():  # Arrow's strptime: an impossible date (2026-02-30) becomes null, not an error
-        day = pa.array(values[iso].str.slice(0, 10), pa.string(), from_pandas=True)
+    if readable.any():  # Arrow's strptime: an impossible date (2026-02-30) becomes null, not an error
+        day = pa.array(day_text[readable], pa.string(), from_pandas=True)
         stamps = pc.strptime(day, format="%Y-%m-%d", unit="s", error_is_null=True)
         # Arrow rolls 2026-02-30 over to March 2: a date is read only if it prints back the same.
         same = pc.equal(pc.strftime(stamps, format="%Y-%m-%d"), day)
         stamps = pc.if_else(pc.fill_null(same, False), stamps, pa.scalar(None, stamps.type))
-        parsed[iso] = pd.Series(stamps.to_numpy(zero_copy_only=False), index=values.index[iso]).astype("datetime64[s]")
-    if us.any():
-        parsed[us] = pd.to_datetime(values[us], format="%m/%d/%Y", errors="coerce")
+        parsed[readable] = pd.Series(stamps.to_numpy(zero_copy_only=False), index=values.index[readable]).astype("datetime64[s]")
     bad = values.notna() & parsed.isna()
     return parsed, _problem(values, bad, "is not a date (YYYY-MM-DD or MM/DD/YYYY)")
 
 
+# Code fields a spreadsheet or pandas may write as a float (an NPI column with a gap is written
+# 1234567893.0, POS 11 as 11.0): a whole number's ".0" is dropped, as when a typed file is read.
+WHOLE_NUMBER_CODE_FIELDS = frozenset({"rendering_npi", "billing_npi", "referring_npi", "pos", "cpt"})
 # Code fields the reader upper-cases (a lower-case "gp" in an export is modifier GP).
-UPPER_CASE_FIELDS = frozenset({"cpt", "modifiers", "rendering_taxonomy", "referring_taxonomy"})  # codes: 225x00000x is 225X00000X
+# payer_id too: exports and payers.yaml write one payer as Cigna, CIGNA or cigna.
+UPPER_CASE_FIELDS = frozenset({"cpt", "modifiers", "rendering_taxonomy", "referring_taxonomy", "payer_id"})  # 225x00000x is 225X00000X
 # Fields holding ICD-10-CM codes: stored without the dot, as CMS's code list writes them.
 DIAGNOSIS_FIELDS = frozenset({"dx_codes", "dx_codes_judged", "dx_primary", "dx_malformed", "dx_unknown", "dx_not_billable"})
 
@@ -666,9 +737,14 @@ def normalise_diagnosis(code: str) -> str:
     return code
 
 
+# `;` and `,` (the contract's), and the spaces, `|` and `:` other exports put between codes: no
+# modifier or ICD-10-CM code holds one.
+_LIST_SEPARATOR = re.compile(r"[;,|:\s]+")
+
+
 def _split_list(value: str, diagnosis: bool) -> str | None:
     items: list[str] = []
-    for item in re.split(r"[;,]", value):
+    for item in _LIST_SEPARATOR.split(value):
         code = normalise_diagnosis(item) if diagnosis else item.strip().upper()
         if code and code not in items:
             items.append(code)
@@ -699,6 +775,10 @@ def _parse_column(name: str, ftype: FieldType, raw: pd.Series) -> tuple[pd.Serie
         reason = "value is " + length + f" characters long; at most {MAX_CELL}"
         problems.append((f"{name}: " + reason).where(too_long))
         values = values.mask(too_long)
+    if ftype in (FieldType.TEXT, FieldType.LIST):
+        values = values.mask(values.str.lower().isin(_PLACEHOLDER_WORDS))
+    if name in WHOLE_NUMBER_CODE_FIELDS:
+        values = values.str.replace(r"^([0-9]+)\.0+$", r"\1", regex=True)
     problem = None
     if ftype is FieldType.INT:
         series, problem = _parse_int(values)
@@ -740,7 +820,16 @@ def _parse_distinct(name: str, ftype: FieldType, raw: pd.Series) -> tuple[pd.Ser
     return spread(series), [spread(p) for p in problems]
 
 
-def type_columns(raw: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+def _joined(raw: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
+    """A list field's cells from several columns (Modifier 1..4), joined with `;` in column order;
+    empty and placeholder cells add nothing."""
+    cells = [_text(raw[c]) for c in columns]
+    cells = [c.mask(c.str.lower().isin(_PLACEHOLDER_WORDS)).fillna("") for c in cells]
+    joined = cells[0].str.cat(cells[1:], sep=";")
+    return joined.mask(joined.str.strip(";") == "")
+
+
+def type_columns(raw: pd.DataFrame, columns: Columns) -> pd.DataFrame:
     """Parse the canonical columns; add `unreadable_values` and `missing_required`."""
     typed: dict[str, pd.Series] = {}
     problems: list[pd.Series] = []
@@ -748,7 +837,9 @@ def type_columns(raw: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
         if name not in columns:
             typed[name] = _empty_column(spec.type, raw.index)
             continue
-        typed[name], found = _parse_distinct(name, spec.type, raw[columns[name]])
+        source = columns[name]
+        cells = _joined(raw, source) if isinstance(source, tuple) else raw[source]
+        typed[name], found = _parse_distinct(name, spec.type, cells)
         problems.extend(found)
     frame = pd.DataFrame(typed, index=raw.index)
     row_problems = {**_shifted_rows(problems), **raw.attrs.get("row_problems", {})}
@@ -808,7 +899,7 @@ def _combine(parts: list[pd.Series], index: pd.Index, sep: str = "; ") -> pd.Ser
     return out
 
 
-def read_batch(paths: list[Path], mapping: dict[str, str]) -> ClaimBatch:
+def read_batch(paths: list[Path], mapping: Mapping) -> ClaimBatch:
     """Read every input file, in order, into one batch."""
     pieces = list(iter_pieces(paths, mapping, None))
     return batch_of([p.raw for p in pieces], [p.typed for p in pieces], sources_of(pieces))
@@ -821,7 +912,7 @@ class Piece:
     file_index: int  # which input file, in command-line order
     file: str
     raw: pd.DataFrame
-    columns: dict[str, str]  # canonical name -> raw column (apply_mapping)
+    columns: Columns  # canonical name -> raw column(s) (apply_mapping)
 
     @functools.cached_property
     def typed(self) -> pd.DataFrame:
@@ -829,7 +920,7 @@ class Piece:
         return type_columns(self.raw, self.columns)
 
 
-def iter_pieces(paths: list[Path], mapping: dict[str, str], chunk_lines: int | None) -> Iterator[Piece]:
+def iter_pieces(paths: list[Path], mapping: Mapping, chunk_lines: int | None) -> Iterator[Piece]:
     """Every input file in order, in typed pieces of about `chunk_lines` lines (see iter_raw)."""
     for index, path in enumerate(paths):
         for raw in iter_raw(path, chunk_lines):

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from scrubber import __version__
-from scrubber.claims import ClaimBatch, _as_text, apply_mapping, batch_of, read_raw, type_columns, unreadable
+from scrubber.claims import ClaimBatch, Mapping, _as_text, apply_mapping, batch_of, read_raw, type_columns, unreadable
 from scrubber.derive import FAMILIES, DeriveContext, derive
 from scrubber.errors import InputError, ScrubberError
 from scrubber.loader import RulePack
@@ -49,7 +49,7 @@ class InputPart:
     schema: Any = None  # the Parquet dataset's schema, which every fragment is read with
 
 
-def read_and_scrub(inputs: list[Path], mapping: dict[str, str], pack: RulePack, run_date: date,
+def read_and_scrub(inputs: list[Path], mapping: Mapping, pack: RulePack, run_date: date,
                    scheduler: str | None) -> tuple[ClaimBatch, ScrubResult]:
     """Read and scrub `inputs` on the cluster at `scheduler` (default: a local cluster of this
     machine's cores); the same batch and findings as `read_batch` then `scrub`."""
@@ -171,7 +171,7 @@ def _raise_first_error(distributed: Any, listed: list[list[InputPart] | InputErr
 _ENGINE = threading.Lock()  # a worker process's engine rulesets serve one shard at a time
 
 
-def _read(part: InputPart, mapping: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _read(part: InputPart, mapping: Mapping) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One part's raw cells and typed columns, as claims.read_batch reads a file."""
     if part.fragment is None:
         raw = read_raw(part.path)

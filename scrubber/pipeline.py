@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from scrubber import output, progress
-from scrubber.claims import ClaimBatch, Piece, batch_of, estimate_lines, iter_pieces, load_mapping, sources_of
+from scrubber.claims import ClaimBatch, Mapping, Piece, batch_of, estimate_lines, iter_pieces, load_mapping, sources_of
 from scrubber.errors import ConfigProblem, InputError, RuleConfigError
 from scrubber.junit import render_junit
 from scrubber.loader import BUNDLED_RULES, RulePack, load_pack
@@ -138,7 +138,7 @@ def _in_memory(batch: ClaimBatch, result: ScrubResult, pack: RulePack, fmt: str)
     return _Scrubbed(batch.typed, annotated["scrub_status"], result.findings, batch.sources, writers)
 
 
-def _scrub_on_cluster(inputs: list[Path], mapping: dict[str, str], pack: RulePack, run_date: date,
+def _scrub_on_cluster(inputs: list[Path], mapping: Mapping, pack: RulePack, run_date: date,
                       scheduler: str | None, fmt: str) -> _Scrubbed:
     """Read and scrub on a Dask cluster's workers; the outputs are written here."""
     from scrubber.distributed import read_and_scrub
@@ -148,7 +148,7 @@ def _scrub_on_cluster(inputs: list[Path], mapping: dict[str, str], pack: RulePac
     return _in_memory(batch, result, pack, fmt)
 
 
-def _scrub_here(inputs: list[Path], mapping: dict[str, str], pack: RulePack, run_date: date, workers: int,
+def _scrub_here(inputs: list[Path], mapping: Mapping, pack: RulePack, run_date: date, workers: int,
                 fmt: str, out: Path, chunk_lines: int, baseline_checked: Callable[[], None]) -> _Scrubbed:
     """An export of up to `chunk_lines` lines is scrubbed in memory; a larger one is streamed."""
     pieces = iter_pieces(inputs, mapping, chunk_lines)

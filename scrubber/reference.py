@@ -439,9 +439,15 @@ def _load_payers(directory: Path, ref: ReferenceData, problems: list[ConfigProbl
         merged.update(_check_settings(shown, body or {}, f"payer type {ptype}", problems, False, ref.setting_marks))
         ref.payer_types[ptype] = merged
     for payer_id, body in (data.get("payers") or {}).items():
-        merged = dict(ref.payers.get(str(payer_id), {}))
-        merged.update(_check_settings(shown, body or {}, f"payer {payer_id}", problems, True, ref.setting_marks))
-        ref.payers[str(payer_id)] = merged
+        key = payer_key(payer_id)  # the reader upper-cases payer_id: a profile for Cigna is CIGNA's
+        merged = dict(ref.payers.get(key, {}))
+        merged.update(_check_settings(shown, body or {}, f"payer {key}", problems, True, ref.setting_marks))
+        ref.payers[key] = merged
+
+
+def payer_key(payer_id: Any) -> str:
+    """A payer_id as the reader holds it: trimmed, upper-cased."""
+    return str(payer_id).strip().upper()
 
 
 def _load_tables(directory: Path, ref: ReferenceData, problems: list[ConfigProblem]) -> None:

@@ -34,7 +34,7 @@ import pandas as pd
 import pyarrow as pa
 
 from scrubber import output
-from scrubber.claims import Piece, count_sources, type_columns
+from scrubber.claims import Columns, Piece, count_sources, type_columns
 from scrubber.derive import FAMILIES, DeriveContext, derive
 from scrubber.fields import SEVERITIES
 from scrubber.junit import MAX_LISTED
@@ -183,7 +183,7 @@ class _PieceInfo:
     columns: list[str]  # its raw column names
 
 
-def _type_piece(task: tuple[int, _PieceInfo, dict[str, str], dict[int, str], tuple[int, int, tuple[str, ...]]]
+def _type_piece(task: tuple[int, _PieceInfo, Columns, dict[int, str], tuple[int, int, tuple[str, ...]]]
                 ) -> tuple[np.ndarray, dict[str, np.ndarray], pd.DataFrame]:
     """Type one spilled piece; file its lines by patient bucket and the columns the batch families
     read by key bucket. Returns where each bucket starts in those files, and the piece's report

@@ -661,14 +661,14 @@ def _one_value_per_line(folder: Path, column: str, values: list[str]) -> tuple[P
 @case
 def _mixed_date_formats(folder: Path) -> Case:
     # service_date in every format an export may hold. Readable (contract: YYYY-MM-DD or
-    # MM/DD/YYYY): the ISO date, with a time, US with and without leading zeros. Unreadable, each
-    # reported naming service_date: impossible dates (2026-02-30, 2026-13-45, 02/30/2026), German
-    # dots, a month name, digits without separators.
+    # MM/DD/YYYY; also the X12 D8 form): the ISO date, with a time, US with and without leading
+    # zeros, YYYYMMDD. Unreadable, each reported naming service_date: impossible dates (2026-02-30,
+    # 2026-13-45, 02/30/2026), German dots, a month name.
     values = ["2026-09-01", "09/01/2026", "9/1/2026", "2026-09-01T09:30:00", "2026-02-30",
               "2026-13-45", "01.09.2026", "Sep 1, 2026", "20260901", "02/30/2026"]
     export, rows = _one_value_per_line(folder, "service_date", values)
-    reads = {f"C-{1000 + n}": {"service_date": "2026-09-01"} for n in (1, 2, 3, 4)}
-    bad = {f"C-{1000 + n}": {"service_date"} for n in range(5, 11)}
+    reads = {f"C-{1000 + n}": {"service_date": "2026-09-01"} for n in (1, 2, 3, 4, 9)}
+    bad = {f"C-{1000 + n}": {"service_date"} for n in (5, 6, 7, 8, 10)}
     return Case(export, Processed(HEADER, rows, unreadable=bad, reads=reads))
 
 

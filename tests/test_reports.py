@@ -228,7 +228,7 @@ def test_report_html_escapes_every_value_from_the_export(tmp_path: Path, baselin
         assert raw not in html
     data = embedded_data(html)
     assert data["claim"]["v"] == [evil["claim_id"]]  # the values come back exactly as read
-    assert data["payer_id"]["v"] == [evil["payer_id"]]
+    assert data["payer_id"]["v"] == [evil["payer_id"].upper()]  # payer ids are read upper-cased
 
 
 # -- dollars at risk ------------------------------------------------------------------------------

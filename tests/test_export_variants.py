@@ -1,0 +1,208 @@
+"""The same claims written the ways real exports write them get the same findings.
+
+Each variant rewrites the bundled clinic sample cell by cell (its meaning unchanged), runs the real
+entry point, and compares every line's status and rule ids with the run on the sample as written.
+Variants come from practice-management exports, database unloads, spreadsheet re-saves and pandas.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import pytest
+from conftest import read_findings, run_cli
+
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "clinic_export.csv"
+RUN_DATE = "2026-11-20"
+Row = dict[str, str]
+
+
+def _read_sample() -> tuple[list[str], list[Row]]:
+    with SAMPLE.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def _verdicts(out: Path) -> list[tuple[str, str]]:
+    with (out / "annotated.csv").open(encoding="utf-8", newline="") as handle:
+        return [(r["scrub_status"], r["scrub_rule_ids"]) for r in csv.DictReader(handle)]
+
+
+def _scrub(export: Path, out: Path, *extra: str) -> list[tuple[str, str]]:
+    result = run_cli("run", str(export), "--out", str(out), "--run-date", RUN_DATE, "--fail-on", "never",
+                     "--workers", "1", *extra)
+    assert result.returncode == 0, result.stderr
+    return _verdicts(out)
+
+
+@pytest.fixture(scope="module")
+def canonical(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str]]:
+    verdicts = _scrub(SAMPLE, tmp_path_factory.mktemp("canonical") / "out")
+    assert sum(status != "clean" for status, _ in verdicts) > 50  # the sample's findings are what is compared
+    return verdicts
+
+
+def _write(path: Path, header: list[str], rows: list[Row], line_end: str = "") -> Path:
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerow(header)
+    for row in rows:
+        cells = io.StringIO()
+        csv.writer(cells, lineterminator="").writerow([row.get(h, "") for h in header])
+        text.write(cells.getvalue() + line_end + "\n")
+    path.write_text(text.getvalue(), encoding="utf-8")
+    return path
+
+
+def _dates(fmt: Callable[[date], str]) -> Callable[[Row], Row]:
+    def change(row: Row) -> Row:
+        for column in ("service_date", "submission_date", "order_date"):
+            if row[column]:
+                row[column] = fmt(date.fromisoformat(row[column]))
+        return row
+    return change
+
+
+def _pandas_floats(row: Row) -> Row:
+    """pandas writes a number column with a gap as floats: NPIs and POS gain a .0."""
+    for column in ("rendering_npi", "billing_npi", "referring_npi", "pos"):
+        if row[column].isdigit():
+            row[column] = f"{int(row[column])}.0"
+    if row["charge"]:
+        row["charge"] = "$ " + row["charge"]
+    return row
+
+
+def _null_for_empty(row: Row) -> Row:
+    return {k: ("NULL" if v == "" else v) for k, v in row.items()}
+
+
+CELL_VARIANTS: dict[str, Callable[[Row], Row]] = {
+    "us dates with a time of day": _dates(lambda d: f"{d.month}/{d.day}/{d.year} 0:00"),
+    "report dates with seconds and AM": _dates(lambda d: f"{d:%m/%d/%Y} 12:00:00 AM"),
+    "X12 D8 dates (YYYYMMDD)": _dates(lambda d: f"{d:%Y%m%d}"),
+    "two-digit years and dashes": _dates(lambda d: f"{d.month}-{d.day}-{d:%y}"),
+    "pandas floats for NPIs and POS, '$ ' charges": _pandas_floats,
+    "SQL NULL for every empty cell": _null_for_empty,
+    "codes separated by spaces and pipes": lambda row: {
+        **row, "modifiers": row["modifiers"].replace(";", " ").replace(",", " "),
+        "dx_codes": row["dx_codes"].replace(";", "|").replace(",", "|")},
+    "lower-case payer ids": lambda row: {**row, "payer_id": row["payer_id"].lower()},
+}
+
+
+@pytest.mark.parametrize("variant", list(CELL_VARIANTS))
+def test_cells_written_another_way_give_the_same_findings(
+    variant: str, canonical: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    header, rows = _read_sample()
+    changed = [CELL_VARIANTS[variant](dict(row)) for row in rows]
+    assert changed != rows  # the variant rewrites cells of the sample
+    export = _write(tmp_path / "export.csv", header, changed)
+    assert _scrub(export, tmp_path / "out") == canonical
+
+
+@pytest.mark.parametrize("spelling", [str.upper, lambda h: h.replace("_", " ").title()])
+def test_contract_headers_in_another_case_are_read(
+    spelling: Callable[[str], str], canonical: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    header, rows = _read_sample()
+    renamed = [spelling(h) for h in header]
+    export = _write(tmp_path / "export.csv", renamed, [{spelling(k): v for k, v in r.items()} for r in rows])
+    assert _scrub(export, tmp_path / "out") == canonical
+
+
+def test_a_header_two_columns_could_be_is_refused_naming_both(tmp_path: Path) -> None:
+    header, rows = _read_sample()
+    header_without = [h for h in header if h != "claim_id"]
+    export = _write(tmp_path / "export.csv", [*header_without, "CLAIM ID", "Claim-Id"], rows)
+    result = run_cli("run", str(export), "--out", str(tmp_path / "out"), "--run-date", RUN_DATE)
+    assert result.returncode == 2
+    assert "'CLAIM ID' and 'Claim-Id' could each be claim_id" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_rows_ending_in_an_extra_comma_are_read_whole(canonical: list[tuple[str, str]], tmp_path: Path) -> None:
+    header, rows = _read_sample()
+    export = _write(tmp_path / "export.csv", header, rows, line_end=",")
+    assert _scrub(export, tmp_path / "out") == canonical
+    with (tmp_path / "out" / "annotated.csv").open(encoding="utf-8", newline="") as handle:
+        out_rows = list(csv.DictReader(handle))
+    assert [r["claim_id"] for r in out_rows] == [r["claim_id"] for r in rows]
+
+
+def test_modifier_and_diagnosis_columns_mapped_as_lists(canonical: list[tuple[str, str]], tmp_path: Path) -> None:
+    """Exports with a column per code (Modifier 1..4, Diagnosis 1..4) map each list field to its columns."""
+    header, rows = _read_sample()
+    split_rows = []
+    for row in rows:
+        mods = [m for m in row["modifiers"].replace(",", ";").split(";") if m]
+        dx = [d for d in row["dx_codes"].replace(",", ";").split(";") if d]
+        split = {k: v for k, v in row.items() if k not in ("modifiers", "dx_codes")}
+        split.update({f"Mod {i + 1}": (mods[i] if i < len(mods) else "") for i in range(4)})
+        split.update({f"Dx {i + 1}": (dx[i] if i < len(dx) else "") for i in range(4)})
+        split_rows.append(split)
+    assert any(r["Mod 2"] for r in split_rows) and any(r["Dx 2"] for r in split_rows)
+    columns = [h for h in header if h not in ("modifiers", "dx_codes")] + [f"Mod {i}" for i in range(1, 5)] + \
+        [f"Dx {i}" for i in range(1, 5)]
+    export = _write(tmp_path / "export.csv", columns, split_rows)
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text('modifiers: ["Mod 1", "Mod 2", "Mod 3", "Mod 4"]\ndx_codes: ["Dx 1", "Dx 2", "Dx 3", "Dx 4"]\n')
+    assert _scrub(export, tmp_path / "out", "--mapping", str(mapping)) == canonical
+
+
+def test_a_list_of_headers_only_for_list_fields(tmp_path: Path) -> None:
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text('cpt: ["Proc 1", "Proc 2"]\n')
+    result = run_cli("run", str(SAMPLE), "--out", str(tmp_path / "out"), "--mapping", str(mapping))
+    assert result.returncode == 2
+    assert "a list of headers only for modifiers and dx_codes" in result.stderr
+
+
+def test_placeholder_words_in_text_columns_are_no_value(tmp_path: Path) -> None:
+    """"N/A" in prior_auth_number is no authorization number; in a number column it is unreadable."""
+    header, rows = _read_sample()
+    needs_auth = next(r for r in rows if r["payer_type"] == "medicaid" and r["cpt"] in ("98960", "98961", "98962")
+                      and r["prior_auth_number"])
+    lines = [{**needs_auth, "claim_id": "NA-1", "prior_auth_number": "N/A"},
+             {**needs_auth, "claim_id": "NA-2", "prior_auth_number": "none"},
+             {**needs_auth, "claim_id": "NA-3", "charge": "N/A"}]
+    export = _write(tmp_path / "export.csv", header, lines)
+    _scrub(export, tmp_path / "out")
+    rules = {f["claim_id"]: set() for f in read_findings(tmp_path / "out")}
+    for f in read_findings(tmp_path / "out"):
+        rules[f["claim_id"]].add(f["rule_id"])
+    assert "PRIOR_AUTH_MISSING" in rules["NA-1"] and "PRIOR_AUTH_MISSING" in rules["NA-2"]
+    assert "INPUT_UNREADABLE_VALUE" in rules["NA-3"] and "PRIOR_AUTH_MISSING" not in rules["NA-3"]
+
+
+def test_a_payer_profile_applies_whatever_the_case_of_payer_id(tmp_path: Path) -> None:
+    header, rows = _read_sample()
+    line = {**next(r for r in rows if r["payer_type"] == "commercial"), "service_date": "2026-09-01",
+            "submission_date": "2026-09-21"}  # 20 days: within the commercial default, past the profile's 10
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "payers.yaml").write_text("payers:\n  Acme-Health:\n    filing_limit: {days: 10}\n")
+    export = _write(tmp_path / "export.csv", header, [{**line, "claim_id": "P-1", "payer_id": "acme-health"},
+                                                      {**line, "claim_id": "P-2", "payer_id": "ACME-HEALTH"},
+                                                      {**line, "claim_id": "P-3", "payer_id": "OTHER"}])
+    _scrub(export, tmp_path / "out", "--rules", str(rules))
+    expired = {f["claim_id"] for f in read_findings(tmp_path / "out") if f["rule_id"] == "TIMELY_FILING_EXPIRED"}
+    assert expired == {"P-1", "P-2"}
+
+
+def test_lines_with_unreadable_dates_are_not_totalled_as_one_day(tmp_path: Path) -> None:
+    """Two therapy lines of one patient on different, unreadable dates are no day of 2 x 15 minutes."""
+    header, rows = _read_sample()
+    pt = next(r for r in rows if r["payer_type"] == "medicare" and r["cpt"] == "97110" and r["minutes"] == "15"
+              and r["units"] == "1")
+    lines = [{**pt, "claim_id": "D-1", "service_date": "31/02/2026", "minutes": "10", "units": "1"},
+             {**pt, "claim_id": "D-2", "service_date": "32/03/2026", "minutes": "10", "units": "1"}]
+    export = _write(tmp_path / "export.csv", header, lines)
+    _scrub(export, tmp_path / "out")
+    found = {(f["claim_id"], f["rule_id"]) for f in read_findings(tmp_path / "out")}
+    assert ("D-1", "INPUT_UNREADABLE_VALUE") in found and ("D-2", "INPUT_UNREADABLE_VALUE") in found
+    assert not {rule for _, rule in found} & {"PT_8MIN_UNITS", "PT_UNITS_EXCEED_TIME", "DUPLICATE_LINE"}
