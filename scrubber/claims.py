@@ -830,7 +830,7 @@ def _joined(raw: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
 
 
 def type_columns(raw: pd.DataFrame, columns: Columns) -> pd.DataFrame:
-    """Parse the canonical columns; add `unreadable_values` and `missing_required`."""
+    """Parse the canonical columns; add `unreadable_values`, `unreadable_columns` and `missing_required`."""
     typed: dict[str, pd.Series] = {}
     problems: list[pd.Series] = []
     for name, spec in COLUMNS_BY_NAME.items():
@@ -842,13 +842,16 @@ def type_columns(raw: pd.DataFrame, columns: Columns) -> pd.DataFrame:
         typed[name], found = _parse_distinct(name, spec.type, cells)
         problems.extend(found)
     frame = pd.DataFrame(typed, index=raw.index)
+    # Each problem starts with its column's name: the columns a rule can tell "unreadable" from "empty" by.
+    problem_columns = [p.str.extract(r"^([a-z_]+):", expand=False) for p in problems]
+    frame["unreadable_columns"] = _combine(problem_columns, raw.index, sep=";")
     row_problems = {**_shifted_rows(problems), **raw.attrs.get("row_problems", {})}
     if row_problems:
         # A damaged row's cells may sit in the wrong columns, so its values (a name where the payer
         # type should be) are never echoed: the row's problem names the columns that failed.
         damaged = pd.Series(False, index=raw.index)
         damaged.iloc[list(row_problems)] = True
-        failed = [p.str.extract(r"^([a-z_]+):", expand=False).where(damaged) for p in problems]
+        failed = [names.where(damaged) for names in problem_columns]
         problems = [p.mask(damaged) for p in problems]
         row_problem = pd.Series(pd.NA, index=raw.index, dtype="string")
         row_problem.iloc[list(row_problems)] = list(row_problems.values())

@@ -935,8 +935,9 @@ def _dates(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
 # Filled by the reader (claims.py), which is where unreadable values are found; registered here
 # so that rules may test them like any other field.
 INPUT_PROBLEM_FIELDS = {
-    "unreadable_values": "the columns whose values cannot be read, with the reason",
-    "missing_required": "required columns that are empty on this line",
+    "unreadable_values": (T.TEXT, "the columns whose values cannot be read, with the reason"),
+    "unreadable_columns": (T.LIST, "the names of those columns (a rule tells an unreadable value from an empty one by it)"),
+    "missing_required": (T.TEXT, "required columns that are empty on this line"),
 }
-for _name, _doc in INPUT_PROBLEM_FIELDS.items():
-    DERIVED[_name] = DerivedField(_name, T.TEXT, _doc, "input")
+for _name, (_type, _doc) in INPUT_PROBLEM_FIELDS.items():
+    DERIVED[_name] = DerivedField(_name, _type, _doc, "input")
