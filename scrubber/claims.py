@@ -629,7 +629,7 @@ _PLACEHOLDER_WORDS = frozenset({_NULL_WORD, "n/a", "na", "none", "nan", "#n/a"})
 def _text(raw: pd.Series) -> pd.Series:
     """Cells as stripped text on the string dtype, <NA> for a missing, blank or NULL cell."""
     values = raw.astype("string").str.strip()
-    excel = values.str.match(_EXCEL_TEXT).fillna(False).astype(bool)
+    excel = (values.str.startswith('="') & values.str.endswith('"')).fillna(False).astype(bool)  # 10x a regex
     if excel.any():
         values = values.where(~excel, values.str.replace(_EXCEL_TEXT, r"\1", regex=True).str.strip())
     return values.mask((values == "") | (values.str.lower() == _NULL_WORD))
@@ -833,6 +833,7 @@ def type_columns(raw: pd.DataFrame, columns: Columns) -> pd.DataFrame:
     """Parse the canonical columns; add `unreadable_values`, `unreadable_columns` and `missing_required`."""
     typed: dict[str, pd.Series] = {}
     problems: list[pd.Series] = []
+    problem_columns: list[pd.Series] = []  # each problem's column name on its rows: the columns not read
     for name, spec in COLUMNS_BY_NAME.items():
         if name not in columns:
             typed[name] = _empty_column(spec.type, raw.index)
@@ -841,9 +842,9 @@ def type_columns(raw: pd.DataFrame, columns: Columns) -> pd.DataFrame:
         cells = _joined(raw, source) if isinstance(source, tuple) else raw[source]
         typed[name], found = _parse_distinct(name, spec.type, cells)
         problems.extend(found)
+        problem_columns.extend(pd.Series(name, index=raw.index, dtype="string").where(p.notna())
+                               for p in found if p.notna().any())
     frame = pd.DataFrame(typed, index=raw.index)
-    # Each problem starts with its column's name: the columns a rule can tell "unreadable" from "empty" by.
-    problem_columns = [p.str.extract(r"^([a-z_]+):", expand=False) for p in problems]
     frame["unreadable_columns"] = _combine(problem_columns, raw.index, sep=";")
     row_problems = {**_shifted_rows(problems), **raw.attrs.get("row_problems", {})}
     if row_problems:
