@@ -32,8 +32,8 @@ MAX_CELL = 1000  # longer values in a contract column are unreadable (the engine
 # [0-9], not \d: full-width and other Unicode digits are not read as numbers.
 # Dates as exports write them, each pattern naming the year, month and day: ISO (with a time of day,
 # as databases unload a datetime), YYYY/MM/DD, YYYYMMDD (the X12 D8 form), and US month-first with
-# / or - and a 4- or 2-digit year (20xx), with the time of day reports and Excel re-saves append.
-_TIME = r"(?:[T ][0-9]{1,2}(?::[0-9]{2}){0,2}(?:\.[0-9]+)?(?: ?[AaPp]\.?[Mm]\.?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?)?"
+# / or - and a 4- or 2-digit year (00-68 is 20xx, 69-99 19xx, as POSIX strptime reads %y), with the time of day reports and Excel re-saves append.
+_TIME = r"(?:[T ](?:[01]?[0-9]|2[0-3])(?::[0-5][0-9]){0,2}(?:\.[0-9]+)?(?: ?[AaPp]\.?[Mm]\.?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?)?"
 _DATE_PATTERNS = (
     rf"^(?P<y>[0-9]{{4}})-(?P<m>[0-9]{{2}})-(?P<d>[0-9]{{2}}){_TIME}$",
     rf"^(?P<y>[0-9]{{4}})/(?P<m>[0-9]{{1,2}})/(?P<d>[0-9]{{1,2}}){_TIME}$",
@@ -89,8 +89,9 @@ def load_mapping(path: Path | None) -> Mapping:
         for header in mapped_headers(headers):
             if header in first_for:  # one export column read as two (a member id as claim_id would be echoed)
                 line, col = yamlfile.value_pos(data, canonical)
-                raise InputError(f"{path}:{line}:{col}: header \"{header}\" is mapped to both {first_for[header]} and "
-                                 f"{canonical}; map each export column to one canonical column")
+                twice = (f"is listed twice for {canonical}" if first_for[header] == canonical
+                         else f"is mapped to both {first_for[header]} and {canonical}")
+                raise InputError(f"{path}:{line}:{col}: header \"{header}\" {twice}; map each export column to one canonical column once")
             first_for[header] = canonical
     return {str(k): [str(h) for h in v] if isinstance(v, list) else str(v) for k, v in data.items()}
 
@@ -377,6 +378,11 @@ def header_text(name: str) -> str:
     return name.split("\x00", 2)[2] if name.startswith(_INTERNAL) else name
 
 
+def canonical_spelling(header: str) -> str:
+    """A header as the contract would name it: CLAIM_ID and "Claim Id" are claim_id."""
+    return re.sub(r"[\s\-]+", "_", header.strip().lower())
+
+
 def _internal_names(path: Path, header: list[str]) -> list[str]:
     """Column names for the header cells as written (the output repeats them untouched); cells are
     compared without their surrounding spaces (" claim_id " is claim_id)."""
@@ -385,7 +391,7 @@ def _internal_names(path: Path, header: list[str]) -> list[str]:
     for i, h in enumerate(header):
         key = h.strip()
         if key in seen:
-            if key in COLUMNS_BY_NAME:  # which one holds the claim's value is ambiguous: refuse
+            if canonical_spelling(key) in COLUMNS_BY_NAME:  # which one holds the claim's value is ambiguous: refuse
                 raise InputError(f"{path}: column '{key}' appears twice in the header (columns {seen[key] + 1} "
                                  f"and {i + 1}); keep one")
             names.append(f"{_INTERNAL}{i + 1}\x00{h}")
@@ -499,8 +505,9 @@ def _read_csv_tolerant(path: Path, data: bytes, header: list[str]) -> pd.DataFra
     for i, (r, q) in enumerate(zip(body, quotes, strict=True)):
         if q:
             problems[i] = "row: a quote is not closed, so the rest of the line was read into one cell"
-        elif len(r) != width and not (len(r) > width and not any(c.strip() for c in r[width:])):
-            # Empty cells past the header's width hold nothing (exports that end every row with a comma).
+        elif len(r) != width:
+            # Even empty extra cells: a row shifted by an unquoted comma whose last column is empty
+            # looks the same as an export that ends its data rows with a comma.
             problems[i] = f"row: has {len(r)} cells but the header has {width}, so its values may sit in the wrong columns"
     fixed = [r[:width] + [""] * (width - len(r)) for r in body]
     frame = pd.DataFrame(fixed, columns=header, dtype="string") if fixed else pd.DataFrame(columns=header, dtype="string")
@@ -592,7 +599,7 @@ def apply_mapping(raw: pd.DataFrame, mapping: Mapping, path: Path) -> Columns:
     # Then headers spelled another way (CLAIM_ID from a database unload, "Claim Id" from a report).
     loose: dict[str, list[str]] = {}
     for key in dict.fromkeys(str(c).strip() for c in raw.columns if not str(c).startswith(_INTERNAL)):  # header order
-        canon = re.sub(r"[\s\-]+", "_", key.lower())
+        canon = canonical_spelling(key)
         if canon in COLUMNS_BY_NAME and canon not in by_canonical and key not in mapped_headers_:
             loose.setdefault(canon, []).append(key)
     for canon, keys in loose.items():
@@ -696,7 +703,8 @@ def _iso_days(values: pd.Series) -> pd.Series:
             break
         parts = values[todo].str.extract(pattern).dropna(subset=["y"])
         if len(parts):
-            year = parts["y"].where(parts["y"].str.len() == 4, "20" + parts["y"])
+            century = pd.Series(np.where(parts["y"] < "69", "20", "19"), index=parts.index)  # two digits only
+            year = parts["y"].where(parts["y"].str.len() == 4, century + parts["y"])
             iso[parts.index] = year + "-" + parts["m"].str.zfill(2) + "-" + parts["d"].str.zfill(2)
     return iso
 
@@ -742,10 +750,17 @@ def normalise_diagnosis(code: str) -> str:
 _LIST_SEPARATOR = re.compile(r"[;,|:\s]+")
 
 
+_WHOLE_FLOAT = re.compile(r"([0-9]+)\.0+")  # 59.0: pandas writing a modifier column with a gap
+
+
 def _split_list(value: str, diagnosis: bool) -> str | None:
     items: list[str] = []
     for item in _LIST_SEPARATOR.split(value):
+        if item.lower() in _PLACEHOLDER_WORDS:  # "E11.9|N/A": the N/A is no code
+            continue
         code = normalise_diagnosis(item) if diagnosis else item.strip().upper()
+        if not diagnosis and (whole := _WHOLE_FLOAT.fullmatch(code)):
+            code = whole.group(1)
         if code and code not in items:
             items.append(code)
     return ";".join(items) if items else None

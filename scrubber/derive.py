@@ -555,14 +555,17 @@ def _eight_minute_day(lines: pd.DataFrame) -> dict[str, pd.Series]:
     left_over = code_minutes - 15 * full
     code_allowed = allowed.to_numpy(dtype="float64", na_value=np.nan)[first]
     remaining = code_allowed - pd.Series(full).groupby(code_day).transform("sum").to_numpy()
-    # How many of the day's codes have more minutes left over: fewer than the remaining units, and
-    # the code may take one of them.
-    more_left = pd.Series(left_over).groupby(code_day).rank(method="min", ascending=False).to_numpy() - 1
+    # Codes with more minutes left over than this one: fewer than the remaining units, and it may
+    # take one of them; with its equals too, and all of them may (otherwise it ties for the last).
+    left = pd.Series(left_over).groupby(code_day)
+    more_left = left.rank(method="min", ascending=False).to_numpy() - 1
+    as_many_left = left.rank(method="max", ascending=False).to_numpy()
     share = full + (more_left < remaining)
+    tied = (more_left < remaining) & (as_many_left > remaining)
     over = code_units > share
     day_over = pd.Series(code_units).groupby(code_day).transform("sum").to_numpy() > code_allowed
     none_over = ~pd.Series(over).groupby(code_day).transform("any").to_numpy(dtype=bool)
-    over |= day_over & none_over & (code_units > full)  # equal leftovers took more units than are left
+    over |= day_over & none_over & tied & (code_units > full)  # equal leftovers took more units than are left
     known = ~np.isnan(code_allowed)
 
     def per_line(values: np.ndarray) -> pd.Series:
@@ -592,6 +595,7 @@ def _eight_minute_day(lines: pd.DataFrame) -> dict[str, pd.Series]:
         ("edu_code_for_session_count", T.TEXT, "the education code that fits the patients billed for the session"),
         ("session_edu_codes", T.LIST, "distinct education codes billed for the session and date"),
         ("session_edu_code_count", T.INT, "number of distinct education codes billed for the session and date"),
+        ("session_group_size_count", T.INT, "number of distinct group sizes documented on the session's education lines"),
     ],
     scope="batch",
     key="session_id",
@@ -612,6 +616,7 @@ def _sessions(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     count = pd.Series(pd.NA, index=frame.index, dtype="Int64")
     codes = pd.Series(pd.NA, index=frame.index, dtype="string")
     n_codes = pd.Series(pd.NA, index=frame.index, dtype="Int64")
+    n_sizes = pd.Series(pd.NA, index=frame.index, dtype="Int64")
     has_session = frame["session_id"].notna() & frame["service_date"].notna()  # a session is one date
     if has_session.any():
         # Patients are counted on every line of the session: a class billed 98962 to some payers and
@@ -620,7 +625,7 @@ def _sessions(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
         count[has_session] = attended.groupby(["session_id", "service_date"], sort=False)["patient_id"].transform("nunique").array
     in_session = low.notna() & has_session  # the education codes billed for the session
     if in_session.any():
-        sub = frame.loc[in_session, ["session_id", "service_date", "patient_id", "cpt"]]
+        sub = frame.loc[in_session, ["session_id", "service_date", "patient_id", "cpt", "group_size"]]
         grouped = sub.groupby(["session_id", "service_date"], sort=False)
         # The distinct codes of each session, sorted and joined: one sort, then a join per run.
         group = grouped.ngroup()
@@ -632,6 +637,7 @@ def _sessions(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
         by_group = {int(g[a]): ";".join(cpts[a:b]) for a, b in zip(starts.tolist(), ends, strict=True)}
         codes[in_session] = group.map(by_group).astype("string").array
         n_codes[in_session] = grouped["cpt"].transform("nunique").array
+        n_sizes[in_session] = grouped["group_size"].transform("nunique").array
     return {
         "edu_min_patients": low,
         "edu_max_patients": high,
@@ -640,6 +646,7 @@ def _sessions(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
         "edu_code_for_session_count": code_for(count),
         "session_edu_codes": codes,
         "session_edu_code_count": n_codes,
+        "session_group_size_count": n_sizes,
     }
 
 

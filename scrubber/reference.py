@@ -438,8 +438,15 @@ def _load_payers(directory: Path, ref: ReferenceData, problems: list[ConfigProbl
         merged = dict(ref.payer_types.get(ptype, {}))
         merged.update(_check_settings(shown, body or {}, f"payer type {ptype}", problems, False, ref.setting_marks))
         ref.payer_types[ptype] = merged
+    spelled: dict[str, Any] = {}
     for payer_id, body in (data.get("payers") or {}).items():
         key = payer_key(payer_id)  # the reader upper-cases payer_id: a profile for Cigna is CIGNA's
+        if key in spelled:
+            line, col = yamlfile.key_pos(data["payers"], payer_id)
+            problems.append(ConfigProblem(shown, line, col, f"payer {payer_id} is the same payer as {spelled[key]} "
+                                          "(payer ids are matched whatever their case); keep one profile"))
+            continue
+        spelled[key] = payer_id
         merged = dict(ref.payers.get(key, {}))
         merged.update(_check_settings(shown, body or {}, f"payer {key}", problems, True, ref.setting_marks))
         ref.payers[key] = merged

@@ -91,6 +91,9 @@ CELL_VARIANTS: dict[str, Callable[[Row], Row]] = {
         **row, "modifiers": row["modifiers"].replace(";", " ").replace(",", " "),
         "dx_codes": row["dx_codes"].replace(";", "|").replace(",", "|")},
     "lower-case payer ids": lambda row: {**row, "payer_id": row["payer_id"].lower()},
+    "pandas floats in modifiers, N/A among the diagnoses": lambda row: {
+        **row, "modifiers": ";".join(f"{m}.0" if m.isdigit() else m for m in row["modifiers"].split(";")),
+        "dx_codes": row["dx_codes"] + ";N/A" if row["dx_codes"] else row["dx_codes"]},
 }
 
 
@@ -125,13 +128,39 @@ def test_a_header_two_columns_could_be_is_refused_naming_both(tmp_path: Path) ->
     assert not (tmp_path / "out").exists()
 
 
-def test_rows_ending_in_an_extra_comma_are_read_whole(canonical: list[tuple[str, str]], tmp_path: Path) -> None:
+def test_a_row_shifted_by_a_comma_is_reported_even_when_its_extra_cell_is_empty(tmp_path: Path) -> None:
+    """An unquoted comma in curriculum_id pushes the row's cells right; the last, empty column spills
+    into an extra empty cell. The row is reported, never read with the curriculum's year as charge."""
     header, rows = _read_sample()
-    export = _write(tmp_path / "export.csv", header, rows, line_end=",")
-    assert _scrub(export, tmp_path / "out") == canonical
-    with (tmp_path / "out" / "annotated.csv").open(encoding="utf-8", newline="") as handle:
-        out_rows = list(csv.DictReader(handle))
-    assert [r["claim_id"] for r in out_rows] == [r["claim_id"] for r in rows]
+    line = {**rows[0], "claim_id": "SHIFT-1", "curriculum_id": "ADA-DSMES", "charge": ""}
+    export = _write(tmp_path / "export.csv", [*header, "Notes"], [line])
+    text = export.read_text(encoding="utf-8").replace("ADA-DSMES", "ADA-DSMES, 2024")
+    export.write_text(text, encoding="utf-8")
+    result = run_cli("run", str(export), "--out", str(tmp_path / "out"), "--run-date", RUN_DATE, "--workers", "1")
+    assert result.returncode == 1
+    messages = [f["message"] for f in read_findings(tmp_path / "out") if f["rule_id"] == "INPUT_UNREADABLE_VALUE"]
+    assert any("cells but the header has" in m for m in messages), messages
+
+
+def test_a_repeated_header_in_another_case_is_refused(tmp_path: Path) -> None:
+    header, rows = _read_sample()
+    upper = [h.upper() for h in header]
+    export = _write(tmp_path / "export.csv", [*upper, "CLAIM_ID"], [{**{h.upper(): v for h, v in r.items()}} for r in rows])
+    result = run_cli("run", str(export), "--out", str(tmp_path / "out"), "--run-date", RUN_DATE)
+    assert result.returncode == 2
+    assert "column 'CLAIM_ID' appears twice in the header" in result.stderr
+
+
+def test_two_digit_years_read_as_strptime_does(tmp_path: Path) -> None:
+    """12/31/99 is 1999 (long past filing), not 2099 (a clean future line)."""
+    header, rows = _read_sample()
+    line = next(r for r in rows if r["payer_type"] == "commercial")
+    lines = [{**line, "claim_id": "Y-99", "service_date": "12/31/99", "submission_date": "9/21/26"},
+             {**line, "claim_id": "Y-26", "service_date": "9/1/26", "submission_date": "9/3/26"}]
+    export = _write(tmp_path / "export.csv", header, lines)
+    _scrub(export, tmp_path / "out")
+    expired = {f["claim_id"] for f in read_findings(tmp_path / "out") if f["rule_id"] == "TIMELY_FILING_EXPIRED"}
+    assert expired == {"Y-99"}
 
 
 def test_modifier_and_diagnosis_columns_mapped_as_lists(canonical: list[tuple[str, str]], tmp_path: Path) -> None:
@@ -192,6 +221,16 @@ def test_a_payer_profile_applies_whatever_the_case_of_payer_id(tmp_path: Path) -
     _scrub(export, tmp_path / "out", "--rules", str(rules))
     expired = {f["claim_id"] for f in read_findings(tmp_path / "out") if f["rule_id"] == "TIMELY_FILING_EXPIRED"}
     assert expired == {"P-1", "P-2"}
+
+
+def test_one_payer_profiled_twice_in_another_case_is_a_rules_problem(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "payers.yaml").write_text("payers:\n  acme-health: {filing_limit: {days: 30}}\n"
+                                       "  Acme-Health: {filing_limit: {days: 60}}\n")
+    result = run_cli("rules", "check", str(rules))
+    assert result.returncode == 2
+    assert "payers.yaml:3:3: error: payer Acme-Health is the same payer as acme-health" in result.stderr
 
 
 def test_lines_with_unreadable_dates_are_not_totalled_as_one_day(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ EXPECTED = [
     ("pt/PT_BAD_REGEX.yaml", 9, 40, ["[0-9", "cannot run in the rules engine"]),
     ("pt/PT_BAD_REGEX.yaml", 10, 40, ["\\\\s+", "cannot run in the rules engine"]),
     ("pt/PT_BAD_REGEX.yaml", 11, 40, ["9{101}", "cannot run in the rules engine"]),
+    ("pt/PT_BAD_REGEX.yaml", 12, 45, ["'acme-.*' has lower-case letters", "payer_id is read upper-cased"]),
     ("pt/PT_DUPLICATE.yaml", 1, 5, ["duplicate id 'PT_DUPLICATE'", "edu/PT_DUPLICATE.yaml"]),
     ("pt/PT_TYPO_IN_CONDITION.yaml", 10, 26, ["op 'gt' needs exactly one of"]),
     ("pt/PT_TYPO_IN_CONDITION.yaml", 10, 30, ["unknown key 'valeu'", "did you mean 'value'"]),
