@@ -32,7 +32,8 @@ MAX_CELL = 1000  # longer values in a contract column are unreadable (the engine
 # [0-9], not \d: full-width and other Unicode digits are not read as numbers.
 # Dates as exports write them, each pattern naming the year, month and day: ISO (with a time of day,
 # as databases unload a datetime), YYYY/MM/DD, YYYYMMDD (the X12 D8 form), and US month-first with
-# / or - and a 4- or 2-digit year (00-68 is 20xx, 69-99 19xx, as POSIX strptime reads %y), with the time of day reports and Excel re-saves append.
+# / or - and a 4- or 2-digit year (00-68 is 20xx, 69-99 19xx, as POSIX strptime reads %y), with
+# the time of day reports and Excel re-saves append.
 _TIME = r"(?:[T ](?:[01]?[0-9]|2[0-3])(?::[0-5][0-9]){0,2}(?:\.[0-9]+)?(?: ?[AaPp]\.?[Mm]\.?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?)?"
 _DATE_PATTERNS = (
     rf"^(?P<y>[0-9]{{4}})-(?P<m>[0-9]{{2}})-(?P<d>[0-9]{{2}}){_TIME}$",
@@ -592,15 +593,15 @@ def apply_mapping(raw: pd.DataFrame, mapping: Mapping, path: Path) -> Columns:
         canon: tuple(named[h.strip()] for h in headers) if isinstance(headers, list) else named[headers.strip()]
         for canon, headers in mapping.items()
     }
-    mapped_headers_ = {h.strip() for h in listed}
+    mapped = {h.strip() for h in listed}
     for key, column in named.items():
-        if key in COLUMNS_BY_NAME and key not in by_canonical and key not in mapped_headers_:
+        if key in COLUMNS_BY_NAME and key not in by_canonical and key not in mapped:
             by_canonical[key] = column
     # Then headers spelled another way (CLAIM_ID from a database unload, "Claim Id" from a report).
     loose: dict[str, list[str]] = {}
     for key in dict.fromkeys(str(c).strip() for c in raw.columns if not str(c).startswith(_INTERNAL)):  # header order
         canon = canonical_spelling(key)
-        if canon in COLUMNS_BY_NAME and canon not in by_canonical and key not in mapped_headers_:
+        if canon in COLUMNS_BY_NAME and canon not in by_canonical and key not in mapped:
             loose.setdefault(canon, []).append(key)
     for canon, keys in loose.items():
         if len(keys) > 1:
@@ -730,6 +731,7 @@ def _parse_date(values: pd.Series) -> tuple[pd.Series, pd.Series]:
 # Code fields a spreadsheet or pandas may write as a float (an NPI column with a gap is written
 # 1234567893.0, POS 11 as 11.0): a whole number's ".0" is dropped, as when a typed file is read.
 WHOLE_NUMBER_CODE_FIELDS = frozenset({"rendering_npi", "billing_npi", "referring_npi", "pos", "cpt"})
+_WHOLE_FLOAT = re.compile(r"([0-9]+)\.0+")  # modifiers too, item by item (59.0)
 # Code fields the reader upper-cases (a lower-case "gp" in an export is modifier GP).
 # payer_id too: exports and payers.yaml write one payer as Cigna, CIGNA or cigna.
 UPPER_CASE_FIELDS = frozenset({"cpt", "modifiers", "rendering_taxonomy", "referring_taxonomy", "payer_id"})  # 225x00000x is 225X00000X
@@ -750,9 +752,6 @@ def normalise_diagnosis(code: str) -> str:
 _LIST_SEPARATOR = re.compile(r"[;,|:\s]+")
 
 
-_WHOLE_FLOAT = re.compile(r"([0-9]+)\.0+")  # 59.0: pandas writing a modifier column with a gap
-
-
 def _split_list(value: str, diagnosis: bool) -> str | None:
     items: list[str] = []
     for item in _LIST_SEPARATOR.split(value):
@@ -767,7 +766,7 @@ def _split_list(value: str, diagnosis: bool) -> str | None:
 
 
 def _parse_list(values: pd.Series, diagnosis: bool) -> pd.Series:
-    """`;`/`,`-separated codes, upper-cased, de-duplicated in order, joined with `;`."""
+    """Codes separated by `;`, `,`, spaces, `|` or `:`, upper-cased, de-duplicated in order, joined with `;`."""
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     parsed = [_split_list(v, diagnosis) for v in uniques]
     return pd.Series(pd.array([*parsed, None], dtype="string")[codes], index=values.index)
@@ -793,7 +792,7 @@ def _parse_column(name: str, ftype: FieldType, raw: pd.Series) -> tuple[pd.Serie
     if ftype in (FieldType.TEXT, FieldType.LIST):
         values = values.mask(values.str.lower().isin(_PLACEHOLDER_WORDS))
     if name in WHOLE_NUMBER_CODE_FIELDS:
-        values = values.str.replace(r"^([0-9]+)\.0+$", r"\1", regex=True)
+        values = values.str.replace(f"^{_WHOLE_FLOAT.pattern}$", r"\1", regex=True)
     problem = None
     if ftype is FieldType.INT:
         series, problem = _parse_int(values)

@@ -233,7 +233,7 @@ class _FileChecker:
                 return None
             if name in UPPER_CASE_FIELDS and re.search(r"[a-z]", re.sub(r"\\.", "", value)):
                 self.error(vpos, f"the pattern {value!r} has lower-case letters, but {name} is read upper-cased "
-                                 f"(§2.2), so they never match; write them in upper case")
+                                 f"(rules/README.md §2.2), so they never match; write them in upper case")
                 return None
             return Leaf(name, op, value, where=where) if ok else None
         if not self._check_value(value, ftype, name, vpos):
