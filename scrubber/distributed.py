@@ -105,9 +105,10 @@ def _import_distributed() -> Any:
 def _client(distributed: Any, scheduler: str | None) -> Iterator[Any]:
     """A client of the cluster at `scheduler`, or of a local cluster closed afterwards."""
     if scheduler is None:
+        # dashboard_address=":0": any free port (8787 may be taken by another cluster or a notebook's).
         quiet = logging.CRITICAL  # worker logs may show a failed task's values: never print them
         with distributed.LocalCluster(n_workers=default_workers(), threads_per_worker=1, processes=True,
-                                      dashboard_address=None, silence_logs=quiet) as cluster, \
+                                      dashboard_address=":0", silence_logs=quiet) as cluster, \
                 distributed.Client(cluster) as client:
             yield client
         return

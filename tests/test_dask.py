@@ -29,7 +29,7 @@ SENTINEL = "PHI-SENTINEL-123"
 
 @pytest.fixture(scope="module")
 def scheduler() -> str:
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                   silence_logs=logging.ERROR) as cluster:
         yield cluster.scheduler_address
 
