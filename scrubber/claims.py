@@ -9,6 +9,7 @@ Errors name files, columns and rows, never a cell value of a PHI column.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import functools
 import gzip
@@ -193,27 +194,26 @@ def _as_text(table: Any) -> pd.DataFrame:
     return pa.table(columns).to_pandas()
 
 
-def _decode_line(line: bytes) -> str:
-    try:
-        return line.decode("utf-8")
-    except UnicodeDecodeError:
-        # Practice-management systems on Windows export cp1252; every byte string decodes there
-        # except five undefined bytes, for which latin-1 is the lossless fallback.
-        try:
-            return line.decode("cp1252")
-        except UnicodeDecodeError:
-            return line.decode("latin-1")
+def _windows_1252_bytes(error: UnicodeError) -> tuple[str, int]:
+    """Decode error handler: the bytes that are not UTF-8, read as Windows-1252 (what
+    practice-management systems on Windows export), or as latin-1 for the five bytes cp1252 leaves
+    undefined: every byte reads as some character, and the valid UTF-8 around it stays UTF-8."""
+    assert isinstance(error, UnicodeDecodeError)
+    bad = error.object[error.start : error.end]
+    return "".join(bytes([b]).decode("cp1252", errors="strict") if b not in _CP1252_UNDEFINED else chr(b)
+                   for b in bad), error.end
+
+
+_CP1252_UNDEFINED = frozenset(b"\x81\x8d\x8f\x90\x9d")
+codecs.register_error("scrubber-cp1252", _windows_1252_bytes)
 
 
 def _decode(data: bytes) -> str:
-    """UTF-8 text; lines that are not UTF-8 are read as Windows-1252, each on its own, so one
-    stray byte does not garble every other line."""
+    """UTF-8 text, where any byte that is not UTF-8 reads as Windows-1252: a whole cp1252 export,
+    or one name pasted from a cp1252 source into a UTF-8 one, without garbling the rest of its line."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return "\n".join(_decode_line(line) for line in data.split(b"\n"))
+    return data.decode("utf-8", errors="scrubber-cp1252")
 
 
 _BLOCK = 8 << 20  # bytes read at a time when an export is read in pieces
@@ -510,7 +510,10 @@ def _read_csv_tolerant(path: Path, data: bytes, header: list[str]) -> pd.DataFra
             # Even empty extra cells: a row shifted by an unquoted comma whose last column is empty
             # looks the same as an export that ends its data rows with a comma.
             problems[i] = f"row: has {len(r)} cells but the header has {width}, so its values may sit in the wrong columns"
-    fixed = [r[:width] + [""] * (width - len(r)) for r in body]
+            if len(r) > width:
+                problems[i] += " (the cells past the last column are kept in it, comma-joined)"
+    # Nothing is dropped: a short row is padded, a long row's surplus cells join its last cell.
+    fixed = [r[: width - 1] + [",".join(r[width - 1 :])] if len(r) > width else r + [""] * (width - len(r)) for r in body]
     frame = pd.DataFrame(fixed, columns=header, dtype="string") if fixed else pd.DataFrame(columns=header, dtype="string")
     if problems:  # the line is kept; the problem is reported on it
         frame.attrs["row_problems"] = problems
@@ -594,15 +597,18 @@ def apply_mapping(raw: pd.DataFrame, mapping: Mapping, path: Path) -> Columns:
         for canon, headers in mapping.items()
     }
     mapped = {h.strip() for h in listed}
+    exact = set()
     for key, column in named.items():
         if key in COLUMNS_BY_NAME and key not in by_canonical and key not in mapped:
             by_canonical[key] = column
+            exact.add(key)
     # Then headers spelled another way (CLAIM_ID from a database unload, "Claim Id" from a report).
+    # Beside the exact header ("units" and "UNITS") either could hold the value: refused, as below.
     loose: dict[str, list[str]] = {}
     for key in dict.fromkeys(str(c).strip() for c in raw.columns if not str(c).startswith(_INTERNAL)):  # header order
         canon = canonical_spelling(key)
-        if canon in COLUMNS_BY_NAME and canon not in by_canonical and key not in mapped:
-            loose.setdefault(canon, []).append(key)
+        if canon in COLUMNS_BY_NAME and (canon not in by_canonical or canon in exact) and key not in mapped | exact:
+            loose.setdefault(canon, [canon] if canon in exact else []).append(key)
     for canon, keys in loose.items():
         if len(keys) > 1:
             raise InputError(f"{path}: columns {' and '.join(repr(k) for k in keys)} could each be {canon}; "
@@ -691,8 +697,12 @@ def _parse_number(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     shaped = values.str.fullmatch(_NUMBER_TEXT).fillna(False).astype(bool)
     parsed = _to_float(_without(values, r"[$, ]"), shaped)
     finite = parsed.notna() & parsed.abs().lt(float("inf")).fillna(False)  # 1e999 is no number either
+    # Past 15 digits float64 is no longer exact, and no charge is that large.
+    too_large = finite & parsed.abs().ge(10.0**_MAX_INT_DIGITS).fillna(False)
     bad = values.notna() & ~finite
-    return parsed.where(~bad), _problem(values, bad, "is not a number")
+    problem = _problem(values, bad, "is not a number").fillna(
+        _problem(values, too_large, f"has more than {_MAX_INT_DIGITS} digits before the decimal point"))
+    return parsed.where(~bad & ~too_large), problem
 
 
 def _iso_days(values: pd.Series) -> pd.Series:
@@ -861,11 +871,14 @@ def type_columns(raw: pd.DataFrame, columns: Columns) -> pd.DataFrame:
     frame = pd.DataFrame(typed, index=raw.index)
     frame["unreadable_columns"] = _combine(problem_columns, raw.index, sep=";")
     row_problems = {**_shifted_rows(problems), **raw.attrs.get("row_problems", {})}
+    damaged = pd.Series(False, index=raw.index)
     if row_problems:
-        # A damaged row's cells may sit in the wrong columns, so its values (a name where the payer
-        # type should be) are never echoed: the row's problem names the columns that failed.
-        damaged = pd.Series(False, index=raw.index)
+        # A damaged row's cells may sit in the wrong columns (a patient's name where the claim id or
+        # the procedure code should be), so no rule reads them and no message or report shows them:
+        # the row's only finding is its damage, naming the columns that failed.
         damaged.iloc[list(row_problems)] = True
+        for name in typed:
+            frame[name] = frame[name].mask(damaged)
         failed = [names.where(damaged) for names in problem_columns]
         problems = [p.mask(damaged) for p in problems]
         row_problem = pd.Series(pd.NA, index=raw.index, dtype="string")
@@ -881,12 +894,14 @@ def type_columns(raw: pd.DataFrame, columns: Columns) -> pd.DataFrame:
         if not empty.any():
             continue
         if any_unreadable:  # a value that could not be read is reported as such, not as missing
-            empty &= ~mentions(unreadable, column)
+            empty &= ~mentions(unreadable, column) & ~damaged
         missing.append(pd.Series(column, index=raw.index, dtype="string").where(empty))
     frame["missing_required"] = _combine(missing, raw.index, sep=", ")
+    frame[DAMAGED_ROW] = damaged.to_numpy()
     return frame
 
 
+DAMAGED_ROW = "damaged_row"  # typed column: the row's values are not read (its only finding is its damage)
 SHIFTED_ROW = "row: values in several columns cannot be read, as if its cells had shifted (a comma in an unquoted cell?)"
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from scrubber import engine
-from scrubber.claims import DIAGNOSIS_FIELDS, ClaimBatch
+from scrubber.claims import DAMAGED_ROW, DIAGNOSIS_FIELDS, ClaimBatch
 from scrubber.compile import CompiledRule, compile_condition
 from scrubber.derive import ICD_PATTERN, DeriveContext, derive
 from scrubber.distinct import distinct_rows
@@ -24,6 +24,7 @@ from scrubber.model import All, Leaf, Op, Rule
 from scrubber.progress import stage
 
 PARALLEL_MIN_LINES = 20_000
+INPUT_PROBLEM_CAUSE = "invalid_input"
 FINDING_COLUMNS = ["row", "claim_id", "line_no", "rule_id", "cause", "severity", "carc", "message", "fix"]
 
 
@@ -146,6 +147,7 @@ class _Shard:
     line_no: np.ndarray
     payer_type: np.ndarray
     payer_id: np.ndarray
+    damaged: np.ndarray  # bool per line
 
 
 @dataclass
@@ -160,8 +162,11 @@ class _Fired:
 
 
 def _fired(rule: Rule, shard: _Shard) -> _Fired | None:
-    """One rule through the engine, then its findings with rendered messages."""
+    """One rule through the engine, then its findings with rendered messages. A damaged row
+    (claims.DAMAGED_ROW) has no values to judge: only its damage, an input problem, is reported."""
     mask = engine.evaluate(compiled_rule(shard.pack, rule), shard.facts)
+    if rule.cause != INPUT_PROBLEM_CAUSE:
+        mask &= ~shard.damaged
     rows = np.flatnonzero(mask)
     if len(rows) == 0:
         return None
@@ -177,7 +182,8 @@ def scrub_lines(base: pd.DataFrame, rows: np.ndarray, pack: RulePack, run_date: 
     facts = engine.FactFrame(frame, field_types())
     shard = _Shard(pack, DisplayValues(facts), facts,
                    frame["claim_id"].to_numpy(dtype=object), frame["line_no"].to_numpy(dtype=object),
-                   frame["payer_type"].fillna("").to_numpy(dtype=object), frame["payer_id"].fillna("").to_numpy(dtype=object))
+                   frame["payer_type"].fillna("").to_numpy(dtype=object), frame["payer_id"].fillna("").to_numpy(dtype=object),
+                   frame[DAMAGED_ROW].to_numpy(dtype=bool))
     fired = [f for f in (_fired(rule, shard) for rule in pack.rules) if f is not None]
     if not fired:
         return []

@@ -151,6 +151,66 @@ def test_a_repeated_header_in_another_case_is_refused(tmp_path: Path) -> None:
     assert "column 'CLAIM_ID' appears twice in the header" in result.stderr
 
 
+def test_an_exact_header_beside_one_in_another_case_is_refused(tmp_path: Path) -> None:
+    """`units` (3) and `UNITS` (9): either could be the units billed, so neither is guessed."""
+    header, rows = _read_sample()
+    export = _write(tmp_path / "export.csv", [*header, "UNITS"], [{**r, "UNITS": "9"} for r in rows])
+    result = run_cli("run", str(export), "--out", str(tmp_path / "out"), "--run-date", RUN_DATE)
+    assert result.returncode == 2
+    assert "columns 'units' and 'UNITS' could each be units" in result.stderr
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text('units: "units"\n', encoding="utf-8")  # the way to pick one: map it
+    assert _scrub(export, tmp_path / "mapped", "--mapping", str(mapping))
+
+
+NAME = "Doe, Jane PHINAME"  # a patient's name with a comma, written without quotes
+
+
+@pytest.mark.parametrize("before", ["cpt", "claim_id"])
+def test_a_name_shifted_into_another_column_is_never_shown(before: str, tmp_path: Path) -> None:
+    """The name's comma splits it in two cells: everything after it moves one column right, so the
+    name's second half lands in cpt (or claim_id). The line is reported as damaged, and only that:
+    no finding reads its cells, and no message, report or CI file shows them."""
+    header, rows = _read_sample()
+    at = header.index(before)
+    shifted = [*header[:at], "Patient Name", *header[at:]]
+    export = _write(tmp_path / "export.csv", shifted, [{**r, "Patient Name": NAME} for r in rows[:5]])
+    export.write_text(export.read_text(encoding="utf-8").replace(f'"{NAME}"', NAME), encoding="utf-8")
+    result = run_cli("run", str(export), "--out", str(tmp_path / "out"), "--run-date", RUN_DATE, "--workers", "1")
+    assert result.returncode == 1
+    findings = read_findings(tmp_path / "out")
+    assert len(findings) == 5 and {f["rule_id"] for f in findings} == {"INPUT_UNREADABLE_VALUE"}
+    assert all(f["claim_id"] is None and "cells but the header has" in f["message"] for f in findings)
+    for name in ("findings.jsonl", "junit.xml", "report.html", "summary.md", "summary.json"):
+        text = (tmp_path / "out" / name).read_text(encoding="utf-8")
+        assert "PHINAME" not in text.upper(), name
+    assert result.stdout.count("PHINAME") == result.stderr.count("PHINAME") == 0
+    with (tmp_path / "out" / "annotated.csv").open(encoding="utf-8", newline="") as handle:
+        last = [r[header[-1]] for r in csv.DictReader(handle)]
+    # Nothing lost: the cell pushed past the last column is kept in it.
+    assert last == [f"{r[header[-2]]},{r[header[-1]]}" for r in rows[:5]]
+
+
+def test_a_stray_windows_1252_byte_leaves_the_utf8_on_its_line_alone(tmp_path: Path) -> None:
+    header, rows = _read_sample()
+    export = _write(tmp_path / "export.csv", [*header, "Patient Name"],
+                    [{**rows[0], "curriculum_id": "ADA-STRAY", "Patient Name": "José Núñez"}])
+    export.write_bytes(export.read_bytes().replace(b"ADA-STRAY", b"ADA-\xa7"))  # cp1252 section sign
+    _scrub(export, tmp_path / "out")
+    with (tmp_path / "out" / "annotated.csv").open(encoding="utf-8", newline="") as handle:
+        line = next(csv.DictReader(handle))
+    assert (line["curriculum_id"], line["Patient Name"]) == ("ADA-§", "José Núñez")
+
+
+def test_a_charge_past_15_digits_is_reported_not_totalled(tmp_path: Path) -> None:
+    header, rows = _read_sample()
+    export = _write(tmp_path / "export.csv", header, [{**rows[0], "charge": "99999999999999999999"}])
+    result = run_cli("run", str(export), "--out", str(tmp_path / "out"), "--run-date", RUN_DATE, "--workers", "1")
+    assert result.returncode == 1 and "Warning" not in result.stderr
+    messages = [f["message"] for f in read_findings(tmp_path / "out") if f["rule_id"] == "INPUT_UNREADABLE_VALUE"]
+    assert messages == ["cannot read charge: a value (not shown) has more than 15 digits before the decimal point"]
+
+
 def test_two_digit_years_read_as_strptime_does(tmp_path: Path) -> None:
     """12/31/99 is 1999 (long past filing), not 2099 (a clean future line)."""
     header, rows = _read_sample()

@@ -324,8 +324,8 @@ def _blank_lines_only(folder: Path) -> Case:
 @case
 def _ragged_rows(folder: Path) -> Case:
     # Line 3 lost its last two cells, line 6 has one cell too many at the end. Both are still lines
-    # (their cells are where they were; the short one padded with empty cells, the surplus cell has
-    # no column) and each is reported on the line as a cell-count problem.
+    # (their cells are where they were; the short one padded with empty cells, the surplus cell
+    # joined to the last one, so no cell is lost) and each is reported on the line as a cell-count problem.
     rows = base_rows()
     lines = [csv_line(HEADER), *(csv_line(r) for r in rows)]
     lines[3] = csv_line(rows[2][:-2])
@@ -334,6 +334,7 @@ def _ragged_rows(folder: Path) -> Case:
     export.write_text("\n".join(lines) + "\n", encoding="utf-8")
     expected = [list(r) for r in rows]
     expected[2] = [*rows[2][:-2], "", ""]
+    expected[5] = [*rows[5][:-1], rows[5][-1] + ",surplus"]
     return Case(export, Processed(HEADER, expected, unreadable={"C-1003": {"cells"}, "C-1006": {"cells"}}))
 
 
@@ -1049,6 +1050,16 @@ def read_findings(out: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+def findings_by_line(out: Path) -> list[tuple[list[str], list[dict[str, Any]]]]:
+    """Each annotated line's cells with its findings. A damaged line's findings carry no claim id
+    (its cells may sit in the wrong columns), so findings are matched to lines by order: they come
+    in line order, as many per line as its scrub_rule_ids."""
+    header, rows = read_annotated(out)
+    findings = iter(read_findings(out))
+    ids = header.index("scrub_rule_ids")
+    return [(row, [next(findings) for _ in row[ids].split(";") if row[ids]]) for row in rows]
+
+
 def short(value: Any) -> str:
     text = repr(value)
     return text if len(text) < 120 else text[:100] + f"...({len(text)} chars)"
@@ -1124,17 +1135,17 @@ def test_every_readable_line_once_in_order_cells_untouched(runs: dict[str, Futur
 def test_unreadable_values_reported_naming_the_column(runs: dict[str, Future[Run]], name: str) -> None:
     run = get(runs, name)
     expect = processed(run)
-    findings = read_findings(run.out)
     unreadable: dict[str, list[str]] = {}
     probes: dict[str, dict[str, str]] = {}
-    for finding in findings:
-        claim = str(finding["claim_id"])
-        if finding["rule_id"] == UNREADABLE:
-            assert finding["cause"] == "invalid_input"
-            unreadable.setdefault(claim, []).append(finding["message"])
-        elif finding["rule_id"] == "TST_PROBE_TYPED":
-            parts = finding["message"].split("|")[1:]
-            probes[claim] = dict(p.split("=", 1) for p in parts)
+    for row, line_findings in findings_by_line(run.out):
+        claim = key(row)  # the claim id cell as written, damaged line or not
+        for finding in line_findings:
+            if finding["rule_id"] == UNREADABLE:
+                assert finding["cause"] == "invalid_input"
+                unreadable.setdefault(claim, []).append(finding["message"])
+            elif finding["rule_id"] == "TST_PROBE_TYPED":
+                parts = finding["message"].split("|")[1:]
+                probes[claim] = dict(p.split("=", 1) for p in parts)
     keys = [key(r) for r in expect.rows]
     for claim in keys:
         messages = unreadable.get(claim, [])
@@ -1161,7 +1172,7 @@ def test_unreadable_values_reported_naming_the_column(runs: dict[str, Future[Run
 def test_no_phi_in_findings_summary_or_messages(runs: dict[str, Future[Run]], name: str) -> None:
     run = get(runs, name)
     processed(run)
-    for file in ("findings.jsonl", "summary.json"):
+    for file in ("findings.jsonl", "summary.json", "summary.md", "junit.xml", "report.html"):
         text = (run.out / file).read_text(encoding="utf-8")
         assert PHI not in text, f"PHI in {file}: {text[max(0, text.find(PHI) - 300):text.find(PHI) + 60]!r}"
     header, rows = read_annotated(run.out)
