@@ -113,6 +113,7 @@ def iter_raw(path: Path, chunk_lines: int | None) -> Iterator[pd.DataFrame]:
         raise InputError(f"{path}: no such file")
     if not (name.endswith((".parquet", ".jsonl", ".ndjson", ".csv", ".csv.gz")) or path.is_dir()):
         raise InputError(f"{path}: unknown file type; expected .csv, .csv.gz, .parquet, .jsonl or a Parquet dataset folder")
+    check_dataset_folder(path)
     try:
         if name.endswith(".parquet") or path.is_dir():  # a folder is a Parquet dataset
             yield from _parquet_pieces(path, chunk_lines)
@@ -126,6 +127,13 @@ def iter_raw(path: Path, chunk_lines: int | None) -> Iterator[pd.DataFrame]:
         if name.endswith(".gz") and isinstance(exc, OSError | EOFError):
             raise InputError(f"{path}: not a valid gzip file") from None
         raise unreadable(path, exc) from None
+
+
+def check_dataset_folder(path: Path) -> None:
+    """A folder is read as a Parquet dataset: one without .parquet files is an error that says so."""
+    if path.is_dir() and not any(p.name.lower().endswith(".parquet") for p in path.rglob("*") if p.is_file()):
+        raise InputError(f"{path}: a folder is read as a Parquet dataset, and this one holds no .parquet file; "
+                         "give CSV or JSON Lines exports as files")
 
 
 def unreadable(path: Path, exc: Exception) -> InputError:
@@ -219,6 +227,16 @@ def _decode(data: bytes) -> str:
 _BLOCK = 8 << 20  # bytes read at a time when an export is read in pieces
 
 
+_SPREADSHEET_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")  # .xlsx (a zip) and .xls (an OLE2 file)
+
+
+def _refuse_spreadsheet(path: Path, stream: Any) -> None:
+    """A workbook renamed .csv would read as binary noise: say what it is."""
+    start = stream.peek(4)[:4] if hasattr(stream, "peek") else b""
+    if start in _SPREADSHEET_MAGIC:
+        raise InputError(f"{path}: is an Excel workbook, not CSV text; save the sheet as CSV (UTF-8) and scrub that")
+
+
 def _utf8(stream: Any) -> Any:
     """The stream as UTF-8: a UTF-16 file (what Excel saves as "Unicode Text") is transcoded whole."""
     start = stream.peek(2)[:2] if hasattr(stream, "peek") else b""
@@ -230,6 +248,7 @@ def _utf8(stream: Any) -> Any:
 def _csv_pieces(path: Path, chunk_lines: int | None) -> Iterator[pd.DataFrame]:
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rb") as raw_stream:
+        _refuse_spreadsheet(path, raw_stream)
         stream = _utf8(raw_stream)
         if chunk_lines is None:
             data = stream.read()
@@ -567,8 +586,9 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
             records.append(record)
             _merge_keys(columns, known, record)
     if bad:
-        rows = ", ".join(str(b) for b in bad[:5])
-        raise InputError(f"{path}: lines {rows} are not JSON objects; expected one object per line")
+        rows = ", ".join(str(b) for b in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        what = "is not a JSON object" if len(bad) == 1 else "are not JSON objects"
+        raise InputError(f"{path}: line{'s' if len(bad) > 1 else ''} {rows} {what}; expected one object per line")
     frame = pd.DataFrame.from_records(records, columns=columns)
     return frame.astype(object).map(cell_text)
 
@@ -577,12 +597,22 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
 Columns = dict[str, str | tuple[str, ...]]
 
 
+def _as_in_file(header: str, named: dict[str, Any]) -> str:
+    """A mapped header as the file spells it: "qty" maps "Qty" when no other header differs from it only in case."""
+    if header.strip() in named:
+        return header
+    same = [key for key in named if key.casefold() == header.strip().casefold()]
+    return same[0] if len(same) == 1 else header
+
+
 def apply_mapping(raw: pd.DataFrame, mapping: Mapping, path: Path) -> Columns:
     """Return canonical name -> raw column(s); check the mapped headers and required columns exist."""
     if raw.empty and not len(raw.columns):  # an empty JSON Lines file: no lines and no keys, nothing to map
         return {}
     # Headers are compared without their surrounding spaces; the columns keep them (see _internal_names).
     named = {str(c).strip(): c for c in reversed(raw.columns) if not str(c).startswith(_INTERNAL)}
+    mapping = {canon: [_as_in_file(h, named) for h in headers] if isinstance(headers, list) else _as_in_file(headers, named)
+               for canon, headers in mapping.items()}
     listed = [h for headers in mapping.values() for h in mapped_headers(headers)]
     missing_headers = [h for h in listed if h.strip() not in named]
     if missing_headers:
@@ -870,7 +900,7 @@ def type_columns(raw: pd.DataFrame, columns: Columns) -> pd.DataFrame:
                                for p in found if p.notna().any())
     frame = pd.DataFrame(typed, index=raw.index)
     frame["unreadable_columns"] = _combine(problem_columns, raw.index, sep=";")
-    row_problems = {**_shifted_rows(problems), **raw.attrs.get("row_problems", {})}
+    row_problems = {**_shifted_rows(problems), **_header_rows(raw, columns), **raw.attrs.get("row_problems", {})}
     damaged = pd.Series(False, index=raw.index)
     if row_problems:
         # A damaged row's cells may sit in the wrong columns (a patient's name where the claim id or
@@ -903,6 +933,24 @@ def type_columns(raw: pd.DataFrame, columns: Columns) -> pd.DataFrame:
 
 DAMAGED_ROW = "damaged_row"  # typed column: the row's values are not read (its only finding is its damage)
 SHIFTED_ROW = "row: values in several columns cannot be read, as if its cells had shifted (a comma in an unquoted cell?)"
+
+
+def _header_rows(raw: pd.DataFrame, columns: Columns) -> dict[int, str]:
+    """Rows (by position) that repeat the header, as when exports are joined one after another:
+    the claim id cell reads as its own header, and so do at least half the row's cells."""
+    claim = columns.get("claim_id")
+    if not isinstance(claim, str):
+        return {}
+    rows = np.flatnonzero(raw[claim].str.strip().eq(header_text(claim).strip()).fillna(False).to_numpy(dtype=bool))
+    if not len(rows):
+        return {}
+    cells = raw.iloc[rows]
+    same = np.sum([cells[c].str.strip().eq(header_text(c).strip()).fillna(False).to_numpy(dtype=bool)
+                   for c in raw.columns], axis=0)
+    return dict.fromkeys(rows[same * 2 >= len(raw.columns)].tolist(), HEADER_ROW)
+
+
+HEADER_ROW = "row: repeats the header row (exports joined one after another?)"
 
 
 def _shifted_rows(problems: list[pd.Series]) -> dict[int, str]:

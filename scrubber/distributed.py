@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from scrubber import __version__
-from scrubber.claims import ClaimBatch, Mapping, _as_text, apply_mapping, batch_of, read_raw, type_columns, unreadable
+from scrubber.claims import ClaimBatch, Mapping, _as_text, apply_mapping, batch_of, check_dataset_folder, read_raw, type_columns, unreadable
 from scrubber.derive import FAMILIES, DeriveContext, derive
 from scrubber.errors import InputError, ScrubberError
 from scrubber.loader import RulePack
@@ -150,8 +150,11 @@ def _parts(path: Path) -> list[InputPart] | InputError:
     try:
         import pyarrow.parquet as pq
 
+        check_dataset_folder(path)
         dataset = pq.ParquetDataset(path)  # what read_raw's pq.read_table reads, file by file
         return [InputPart(path, fragment, dataset.schema) for fragment in dataset.fragments]
+    except InputError as exc:
+        return exc
     except Exception as exc:
         return unreadable(path, exc)
 

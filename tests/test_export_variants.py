@@ -211,6 +211,43 @@ def test_a_charge_past_15_digits_is_reported_not_totalled(tmp_path: Path) -> Non
     assert messages == ["cannot read charge: a value (not shown) has more than 15 digits before the decimal point"]
 
 
+def test_a_repeated_header_row_is_one_damaged_line(tmp_path: Path) -> None:
+    """Two exports joined one after another: the second header is a line, reported as what it is."""
+    header, rows = _read_sample()
+    export = _write(tmp_path / "export.csv", header, [rows[0], dict(zip(header, header)), rows[1]])
+    result = run_cli("run", str(export), "--out", str(tmp_path / "out"), "--run-date", RUN_DATE, "--workers", "1")
+    assert result.returncode == 1
+    header_line = [f for f in read_findings(tmp_path / "out") if f["claim_id"] is None]
+    assert [f["rule_id"] for f in header_line] == ["INPUT_UNREADABLE_VALUE"]
+    assert "repeats the header row" in header_line[0]["message"]
+    assert len(_verdicts(tmp_path / "out")) == 3
+
+
+@pytest.mark.parametrize("magic", [b"PK\x03\x04", b"\xd0\xcf\x11\xe0"])
+def test_a_workbook_renamed_csv_is_refused_saying_so(magic: bytes, tmp_path: Path) -> None:
+    export = tmp_path / "export.csv"
+    export.write_bytes(magic + bytes(range(256)))
+    result = run_cli("run", str(export), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "export.csv: is an Excel workbook, not CSV text" in result.stderr
+
+
+def test_a_folder_without_parquet_files_is_refused_saying_so(tmp_path: Path) -> None:
+    (tmp_path / "exports").mkdir()
+    (tmp_path / "exports" / "export.csv").write_bytes(SAMPLE.read_bytes())
+    result = run_cli("run", str(tmp_path / "exports"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "holds no .parquet file; give CSV or JSON Lines exports as files" in result.stderr
+
+
+def test_mapped_headers_are_found_in_another_case(tmp_path: Path) -> None:
+    header, rows = _read_sample()
+    export = _write(tmp_path / "export.csv", [h.upper() for h in header], [{k.upper(): v for k, v in r.items()} for r in rows])
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text('units: "units"\ncpt: "Cpt"\n', encoding="utf-8")
+    assert _scrub(export, tmp_path / "out", "--mapping", str(mapping)) == _scrub(SAMPLE, tmp_path / "sample")
+
+
 def test_two_digit_years_read_as_strptime_does(tmp_path: Path) -> None:
     """12/31/99 is 1999 (long past filing), not 2099 (a clean future line)."""
     header, rows = _read_sample()
