@@ -119,17 +119,16 @@ class FactFrame:
     def flag(self, spec: FlagColumn) -> tuple[np.ndarray, list[str]]:
         """A flag column (see compile.FlagColumn): codes 0 = false, 1 = true, -1 = field missing."""
         codes, _ = self.column(spec.field)
-        values = self.frame[spec.field]
+        # Each distinct value tested once, then broadcast by the factorize codes.
+        value_codes, uniques = self.factorized(spec.field)
         if spec.kind == "in":
             ftype = self.types[spec.field]
             wanted = set(spec.values) if ftype is not FieldType.DATE else {pd.Timestamp(v) for v in spec.values}
-            hit = values.isin(wanted).to_numpy(dtype=bool, na_value=False)
-        else:  # match each distinct value once, then broadcast by the factorize codes
+            matched = pd.Series(uniques).isin(wanted).to_numpy(dtype=bool, na_value=False)
+        else:
             pattern = re.compile(spec.pattern, regex.python_flags())
-            uniques = pd.unique(values.dropna())
-            matched = np.array([bool(pattern.fullmatch(str(v))) for v in uniques] + [False], dtype=bool)
-            position = pd.Index(uniques).get_indexer(values)  # -1 for missing -> the trailing False
-            hit = matched[position]
+            matched = np.array([bool(pattern.fullmatch(str(v))) for v in uniques], dtype=bool)
+        hit = np.append(matched, False)[value_codes]  # code -1 (missing) -> the trailing False
         flag_codes = np.where(codes < 0, _MISSING, hit.astype(np.int64))
         key = json.dumps(spec.name)
         return flag_codes, [f"{key}: false", f"{key}: true"]
