@@ -99,7 +99,11 @@ def derive(frame: pd.DataFrame, ctx: DeriveContext, wanted: set[str], scopes: tu
 def _strings(values: np.ndarray, index: pd.Index) -> pd.Series:
     """Text values (str, or None / NA for missing) as a string Series: Arrow converts an object
     array at once, where pandas checks it element by element (a tenth of a shard's derive time)."""
-    return pd.Series(pd.arrays.ArrowStringArray(pa.array(values, pa.large_string(), from_pandas=True)), index=index)
+    return pd.Series(_string_array(values), index=index)
+
+
+def _string_array(values: np.ndarray) -> pd.arrays.ArrowStringArray:
+    return pd.arrays.ArrowStringArray(pa.array(values, pa.large_string(), from_pandas=True))
 
 
 def _map_unique(series: pd.Series, fn: Callable[[Any], Any], dtype: str | None = None) -> pd.Series:
@@ -109,10 +113,16 @@ def _map_unique(series: pd.Series, fn: Callable[[Any], Any], dtype: str | None =
     results = np.empty(len(uniques) + 1, dtype=object)  # the last slot: missing values
     for i, value in enumerate(uniques):
         results[i] = fn(value)
-    if dtype == "string":
-        return _strings(results[codes], series.index)
-    mapped = pd.Series(results[codes], index=series.index, dtype=object)
-    return mapped.astype(dtype) if dtype else mapped
+    return _spread(results, codes, series.index, dtype)
+
+
+def _spread(values: np.ndarray, codes: np.ndarray, index: pd.Index, dtype: str | None) -> pd.Series:
+    """Each line's value by its code into `values` (code -1: the last one), typed as `dtype` (None:
+    object). The few values are typed before they are spread: typing per line checks every cell."""
+    if dtype is None:
+        return pd.Series(values[codes], index=index, dtype=object)
+    typed = _string_array(values) if dtype == "string" else pd.array(values, dtype=dtype)
+    return pd.Series(typed.take(codes), index=index)
 
 
 def _map_unique_parts(series: pd.Series, fn: Callable[[Any], tuple[Any, ...]], missing: tuple[Any, ...]) -> list[np.ndarray]:
@@ -156,10 +166,10 @@ def _per_payer(values: pd.Series, frame: pd.DataFrame, ctx: DeriveContext, key: 
     return pd.Series(pd.array(results, dtype=dtype)[pair_codes], index=frame.index)
 
 
-def _payer_settings(frame: pd.DataFrame, ctx: DeriveContext, key: str,
+def _payer_settings(frame: pd.DataFrame, ctx: DeriveContext, key: str, dtype: str | None = None,
                     convert: Callable[[Any], Any] = lambda value: value) -> pd.Series:
     """Each line's value of one payer setting (defaults < payer type < payer profile), passed
-    through `convert` once per distinct payer."""
+    through `convert` once per distinct payer, as `dtype` (None: object)."""
     if ctx.payer_codes is None:
         payers = frame[["payer_type", "payer_id"]]
         codes, first = distinct_rows([(c, len(u)) for c, u in (pd.factorize(payers[k]) for k in payers.columns)])
@@ -170,7 +180,7 @@ def _payer_settings(frame: pd.DataFrame, ctx: DeriveContext, key: str,
     lookup = np.empty(len(values) + 1, dtype=object)
     lookup[:-1] = values
     lookup[-1] = convert(ctx.reference.settings_for(None, None).get(key))  # code -1: a missing payer
-    return pd.Series(lookup[codes], index=frame.index, dtype=object)  # callers type it (no inference per line)
+    return _spread(lookup, codes, frame.index, dtype)
 
 
 def _submitted(frame: pd.DataFrame, ctx: DeriveContext) -> pd.Series:
@@ -419,8 +429,8 @@ def _payer(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     deadline = pd.Series(pd.NaT, index=frame.index, dtype=service.dtype)
     limit_text = pd.Series(pd.NA, index=frame.index, dtype="string")
     # A limit is a one-key mapping {days: N} or {months: N}: as text, "N days" or "N months".
-    as_text = _strings(_payer_settings(frame, ctx, "filing_limit", lambda limit: next(
-        (f"{n} {unit}" for unit, n in limit.items()), None) if limit else None).to_numpy(), frame.index)
+    as_text = _payer_settings(frame, ctx, "filing_limit", "string", lambda limit: next(
+        (f"{n} {unit}" for unit, n in limit.items()), None) if limit else None)
     for text in as_text.dropna().unique():
         n, unit = text.split(" ")
         mask = (as_text == text).fillna(False).astype(bool)
@@ -433,15 +443,15 @@ def _payer(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     return {
         "filing_deadline": deadline,
         "filing_days_left": days_left,
-        "filing_warning_days": _payer_settings(frame, ctx, "filing_warning_days").astype("Int64"),
+        "filing_warning_days": _payer_settings(frame, ctx, "filing_warning_days", "Int64"),
         "filing_limit": limit_text,
         "prior_auth_required": pa,
-        "telehealth_modifier_required": _payer_settings(frame, ctx, "telehealth_modifier_required").astype("boolean"),
-        "therapy_modifier_required": _payer_settings(frame, ctx, "therapy_modifier_required").astype("boolean"),
-        "time_rule": _strings(_payer_settings(frame, ctx, "time_rule").to_numpy(), frame.index),
-        "therapy_time_rule": _strings(_payer_settings(frame, ctx, "therapy_time_rule").to_numpy(), frame.index),
-        "rtm_device_supply_days": _payer_settings(frame, ctx, "rtm_device_supply_days").astype("Int64"),
-        "mue_edits": _payer_settings(frame, ctx, "mue_edits").astype("boolean"),
+        "telehealth_modifier_required": _payer_settings(frame, ctx, "telehealth_modifier_required", "boolean"),
+        "therapy_modifier_required": _payer_settings(frame, ctx, "therapy_modifier_required", "boolean"),
+        "time_rule": _payer_settings(frame, ctx, "time_rule", "string"),
+        "therapy_time_rule": _payer_settings(frame, ctx, "therapy_time_rule", "string"),
+        "rtm_device_supply_days": _payer_settings(frame, ctx, "rtm_device_supply_days", "Int64"),
+        "mue_edits": _payer_settings(frame, ctx, "mue_edits", "boolean"),
     }
 
 
