@@ -509,7 +509,8 @@ def _time(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     code_day_minutes = pd.Series(pd.NA, index=frame.index, dtype="Int64")
     code_day_units = pd.Series(pd.NA, index=frame.index, dtype="Int64")
     per_code = threshold.notna().to_numpy(dtype=bool)
-    lines = frame.assign(patient_day=_patient_day_groups(frame, ctx))
+    # Only the columns read below: a row selection of the whole frame would copy every column.
+    lines = frame[["rendering_npi", "cpt", "minutes", "units"]].assign(patient_day=_patient_day_groups(frame, ctx))
     if per_code.any():
         keys = ["patient_day", "rendering_npi", "cpt"]
         grouped = lines.loc[per_code, [*keys, "minutes", "units"]].groupby(keys, dropna=False, sort=False)
@@ -672,14 +673,19 @@ def _sessions(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
 )
 def _duplicates(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     mods = _map_unique(frame["modifiers"], lambda m: ";".join(sorted(_items(m))))
-    key = frame[["patient_id", "service_date", "cpt", "units", "rendering_npi"]].assign(mods=mods)
-    complete = key.drop(columns="mods").notna().all(axis=1)
-    group = key.groupby(list(key.columns), dropna=False, sort=False).ngroup()
-    first_pos = pd.Series(np.arange(len(frame)), index=frame.index).groupby(group.to_numpy()).transform("min")
-    label = frame["claim_id"].astype("string").fillna("?") + ":" + frame["line_no"].astype("string").fillna("?")
-    earlier = (first_pos.to_numpy() != np.arange(len(frame))) & complete.to_numpy()
-    duplicate_of = pd.Series(label.to_numpy()[first_pos.to_numpy()], index=frame.index, dtype="string").where(earlier)
-    return {"duplicate_of": duplicate_of}
+    keys = [frame[c] for c in ("patient_id", "service_date", "cpt", "units", "rendering_npi")]
+    complete = np.logical_and.reduce([k.notna().to_numpy() for k in keys])
+    group, first = distinct_rows([(codes, len(uniques)) for codes, uniques in
+                                  (pd.factorize(k, use_na_sentinel=True) for k in [*keys, mods])])
+    first_pos = first[group]  # the first line of each line's group
+    earlier = (first_pos != np.arange(len(frame))) & complete
+    # The label of the earlier line, built only for the duplicates.
+    source = first_pos[earlier]
+    label = (frame["claim_id"].iloc[source].astype("string").fillna("?") + ":"
+             + frame["line_no"].iloc[source].astype("string").fillna("?"))
+    values = np.full(len(frame), None, dtype=object)
+    values[earlier] = label.to_numpy(dtype=object)
+    return {"duplicate_of": _strings(values, frame.index)}
 
 
 @family(
@@ -903,12 +909,13 @@ def _mue(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
 def _device_supply(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     # A line billed too soon will be denied, so it opens no period: the next one counts from the
     # last payable line (supply on 03-01, 03-16, 04-01: 04-01 is 31 days after 03-01, payable).
-    days = np.full(len(frame), None, dtype=object)
+    days = np.zeros(len(frame), dtype=np.int64)
+    known = np.zeros(len(frame), dtype=bool)
     rows = (_in_set(frame, "cpt", ctx, "rtm_device_codes") & frame["patient_id"].notna()
             & frame["service_date"].notna()).to_numpy(dtype=bool)
     if rows.any():
         at = np.flatnonzero(rows)
-        sub = frame.iloc[at]
+        sub = frame[["patient_id", "cpt", "service_date"]].iloc[at]
         period = _payer_settings(frame, ctx, "rtm_device_supply_days").to_numpy()[at]
         patient = pd.factorize(sub["patient_id"])[0]
         code = pd.factorize(sub["cpt"])[0]
@@ -920,10 +927,10 @@ def _device_supply(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Seri
             if key != previous:
                 previous, opened = key, day[i]
                 continue
-            days[at[i]] = int(day[i] - opened)
+            days[at[i]], known[at[i]] = day[i] - opened, True
             if day[i] - opened >= int(period[i]):
                 opened = day[i]
-    return {"days_since_paid_supply": pd.Series(days, index=frame.index, dtype="Int64")}
+    return {"days_since_paid_supply": pd.Series(pd.arrays.IntegerArray(days, ~known), index=frame.index)}
 
 
 # -- orders ---------------------------------------------------------------------------------------
