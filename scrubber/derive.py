@@ -490,7 +490,7 @@ def units_for_minutes(minutes: pd.Series, unit: pd.Series, threshold: pd.Series)
 )
 def _time(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     table = {r["cpt"]: int(r["unit_minutes"]) for r in ctx.reference.tables.get("timed_codes.csv", [])}
-    unit = frame["cpt"].map(table).astype("Int64")
+    unit = _map_unique(frame["cpt"], table.get, "Int64")
     time_rule = _payer_settings(frame, ctx, "time_rule")
     therapy_rule = _payer_settings(frame, ctx, "therapy_time_rule")
     is30, is15 = unit == 30, unit == 15
@@ -614,15 +614,13 @@ def _eight_minute_day(lines: pd.DataFrame) -> dict[str, pd.Series]:
 )
 def _sessions(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     rows = ctx.reference.tables.get("education_group_codes.csv", [])
-    low = frame["cpt"].map({r["cpt"]: int(r["min_patients"]) for r in rows}).astype("Int64")
-    high = frame["cpt"].map({r["cpt"]: int(r["max_patients"]) for r in rows}).astype("Int64")
+    low = _map_unique(frame["cpt"], {r["cpt"]: int(r["min_patients"]) for r in rows}.get, "Int64")
+    high = _map_unique(frame["cpt"], {r["cpt"]: int(r["max_patients"]) for r in rows}.get, "Int64")
 
     def code_for(count: pd.Series) -> pd.Series:
-        out = pd.Series(pd.NA, index=count.index, dtype="string")
-        for r in rows:
-            fits = ((count >= int(r["min_patients"])) & (count <= int(r["max_patients"]))).fillna(False)
-            out[fits.astype(bool)] = r["cpt"]
-        return out
+        def fitting(n: int) -> str | None:  # the table's last code whose range holds n
+            return next((r["cpt"] for r in reversed(rows) if int(r["min_patients"]) <= n <= int(r["max_patients"])), None)
+        return _map_unique(count, fitting, "string")
 
     count = pd.Series(pd.NA, index=frame.index, dtype="Int64")
     codes = pd.Series(pd.NA, index=frame.index, dtype="string")
