@@ -125,14 +125,18 @@ def _spread(values: np.ndarray, codes: np.ndarray, index: pd.Index, dtype: str |
     return pd.Series(typed.take(codes), index=index)
 
 
-def _map_unique_parts(series: pd.Series, fn: Callable[[Any], tuple[Any, ...]], missing: tuple[Any, ...]) -> list[np.ndarray]:
+def _map_unique_parts(series: pd.Series, fn: Callable[[Any], tuple[Any, ...]], missing: tuple[Any, ...],
+                      dtypes: tuple[str | None, ...] | None = None) -> list[Any]:
     """Like _map_unique for a `fn` that returns a tuple: one array per tuple position, every line
-    getting its value's results (`missing` where the value is missing), without a Python step per line."""
+    getting its value's results (`missing` where the value is missing), without a Python step per line.
+    With `dtypes`, one Series per position instead, typed as its dtype (see _spread)."""
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
     results = np.empty((len(missing), len(uniques) + 1), dtype=object)
     for i, value in enumerate(uniques):
         results[:, i] = fn(value)
     results[:, -1] = missing
+    if dtypes is not None:
+        return [_spread(part, codes, series.index, dtype) for part, dtype in zip(results, dtypes, strict=True)]
     return [part[codes] for part in results]
 
 
@@ -248,13 +252,13 @@ def _diagnoses(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
                 all(c.startswith("Z") for c in codes) if codes else None, _join(cats))
 
     judged, from_claim = _judged_diagnoses(frame)
-    count, primary, all_z, cats = _map_unique_parts(judged, analyse, missing=(0, None, None, None))
+    count, primary, all_z, categories = _map_unique_parts(judged, analyse, missing=(0, None, None, None),
+                                                          dtypes=("Int64", "string", "boolean", None))
     malformed = _map_unique(frame["dx_codes"], lambda value: _join([c for c in _items(value) if not ICD_PATTERN.fullmatch(c)]),
                             "string")
     idx = frame.index
-    categories = pd.Series(cats, index=idx, dtype="object")
     # Missing where the line has no diagnosis at all; "" where it has some but none chronic.
-    present = count.astype(np.int64) > 0
+    present = count.to_numpy(dtype=np.int64) > 0
     by_line = categories.fillna("").where(present, None)
     has_chronic = _per_payer(by_line, frame, ctx, "chronic_conditions",
                              lambda cats, accepted: None if cats is None else bool(set(_items(cats)) & set(accepted or ())),
@@ -262,13 +266,13 @@ def _diagnoses(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     return {
         "dx_codes_judged": judged,
         "dx_from_claim": pd.Series(from_claim, index=idx, dtype="boolean"),
-        "dx_count": pd.Series(count, index=idx, dtype="Int64"),
-        "dx_primary": _strings(primary, idx),
+        "dx_count": count,
+        "dx_primary": primary,
         "dx_malformed": malformed,
         **_diagnosis_validity(frame, ctx),
-        "dx_all_z": pd.Series(all_z, index=idx, dtype="boolean"),
+        "dx_all_z": all_z,
         "dx_has_chronic": has_chronic,
-        "dx_categories": _strings(cats, idx),
+        "dx_categories": _strings(categories.to_numpy(), idx),
     }
 
 
@@ -308,13 +312,14 @@ def _diagnosis_validity(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd
     missing: a code a later year split into sub-codes was billable before the split, so a newer
     release would wrongly call it a header.
     """
-    idx = frame.index
-    unknown = pd.Series(pd.NA, index=idx, dtype="string")
-    not_billable = pd.Series(pd.NA, index=idx, dtype="string")
-    release = pd.Series(pd.NA, index=idx, dtype="string")
+    # Filled as object arrays and typed once at the end (a masked Series assignment per release
+    # costs more than the checks).
+    n = len(frame)
+    unknown, not_billable, release = (np.full(n, None, dtype=object) for _ in range(3))
+    unjudged = np.ones(n, dtype=bool)  # no release checked the line yet
     service = frame["service_date"]
 
-    def check_against(icd: Any, rows: pd.Series) -> None:
+    def check_against(icd: Any, rows: np.ndarray) -> None:
         def check(value: str) -> tuple[str | None, str | None]:
             wellformed = [c for c in _items(value) if ICD_PATTERN.fullmatch(c)]
             return (_join([c for c in wellformed if c not in icd.valid]),
@@ -322,19 +327,22 @@ def _diagnosis_validity(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd
 
         unknown[rows], not_billable[rows] = _map_unique_parts(frame.loc[rows, "dx_codes"], check, missing=(None, None))
         release[rows] = icd.name
+        unjudged[rows] = False
 
     for icd in ctx.reference.icd_releases.values():
         in_force = service.between(pd.Timestamp(icd.effective_from), pd.Timestamp(icd.effective_to)).fillna(False)
-        in_force = in_force.astype(bool) & release.isna()
+        in_force = in_force.to_numpy(dtype=bool) & unjudged
         if in_force.any():
             check_against(icd, in_force)
-    loaded = release.notna().astype("boolean").where(service.notna(), pd.NA)
+    loaded = pd.arrays.BooleanArray(~unjudged, service.isna().to_numpy())  # missing without a date
     newest = max(ctx.reference.icd_releases.values(), key=lambda r: r.effective_to, default=None)
     if newest is not None:
-        later = (service > pd.Timestamp(newest.effective_to)).fillna(False).astype(bool) & release.isna()
+        later = (service > pd.Timestamp(newest.effective_to)).fillna(False).to_numpy(dtype=bool) & unjudged
         if later.any():
             check_against(newest, later)
-    return {"dx_unknown": unknown, "dx_not_billable": not_billable, "dx_code_set": release, "dx_code_set_loaded": loaded}
+    idx = frame.index
+    return {"dx_unknown": _strings(unknown, idx), "dx_not_billable": _strings(not_billable, idx),
+            "dx_code_set": _strings(release, idx), "dx_code_set_loaded": pd.Series(loaded, index=idx)}
 
 
 # -- NPI ------------------------------------------------------------------------------------------
