@@ -111,14 +111,20 @@ class FactFrame:
             self._columns[name] = (codes, fragments)
         return self._columns[name]
 
+    def codes(self, name: str) -> np.ndarray:
+        """Factorize codes, -1 where the field is missing as `column` sees it, without encoding values."""
+        if self.types[name] is FieldType.LIST:  # ";;" holds no item: missing (see column)
+            return self.column(name)[0]
+        return self.factorized(name)[0]
+
     def presence(self, name: str) -> tuple[np.ndarray, list[str]]:
         """Codes 0 where the field has a value, -1 where it is missing; the fact says `true`."""
-        codes, _ = self.column(name)
+        codes = self.codes(name)
         return np.where(codes < 0, _MISSING, 0), [f"{json.dumps(name)}: true"]
 
     def flag(self, spec: FlagColumn) -> tuple[np.ndarray, list[str]]:
         """A flag column (see compile.FlagColumn): codes 0 = false, 1 = true, -1 = field missing."""
-        codes, _ = self.column(spec.field)
+        codes = self.codes(spec.field)
         # Each distinct value tested once, then broadcast by the factorize codes.
         value_codes, uniques = self.factorized(spec.field)
         if spec.kind == "in":
