@@ -908,13 +908,23 @@ def mentions(problems: pd.Series, column: str) -> pd.Series:
 
 def _combine(parts: list[pd.Series], index: pd.Index, sep: str = "; ") -> pd.Series:
     """Join the non-missing texts of each row across `parts`; <NA> where a row has none."""
-    out = pd.Series(pd.NA, index=index, dtype="string")
+    # Joined on the rows that have a text only (problems are rare), typed once at the end.
+    out = np.full(len(index), None, dtype=object)
     for part in parts:
         part = part.astype("string")
-        has = part.notna()
+        has = part.notna().to_numpy()
         if has.any():
-            out = out.where(~has, (out + sep + part).where(out.notna(), part))
-    return out
+            texts = part[has].to_numpy(dtype=object)
+            out[has] = [t if b is None else b + sep + t for b, t in zip(out[has], texts, strict=True)]
+    return pd.Series(string_array(out), index=index)
+
+
+def string_array(values: np.ndarray) -> pd.arrays.ArrowStringArray:
+    """Text values (str, or None / NA for missing) on the string dtype: Arrow converts an object
+    array at once, where pandas checks it element by element."""
+    import pyarrow as pa
+
+    return pd.arrays.ArrowStringArray(pa.array(values, pa.large_string(), from_pandas=True))
 
 
 def read_batch(paths: list[Path], mapping: Mapping) -> ClaimBatch:

@@ -17,9 +17,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
-from scrubber.claims import mentions
+from scrubber.claims import mentions, string_array
 from scrubber.distinct import distinct_rows
 from scrubber.fields import FieldType
 from scrubber.reference import ReferenceData
@@ -97,13 +96,9 @@ def derive(frame: pd.DataFrame, ctx: DeriveContext, wanted: set[str], scopes: tu
 
 # -- helpers --------------------------------------------------------------------------------------
 def _strings(values: np.ndarray, index: pd.Index) -> pd.Series:
-    """Text values (str, or None / NA for missing) as a string Series: Arrow converts an object
-    array at once, where pandas checks it element by element (a tenth of a shard's derive time)."""
-    return pd.Series(_string_array(values), index=index)
-
-
-def _string_array(values: np.ndarray) -> pd.arrays.ArrowStringArray:
-    return pd.arrays.ArrowStringArray(pa.array(values, pa.large_string(), from_pandas=True))
+    """Text values (str, or None / NA for missing) as a string Series (see claims.string_array:
+    a tenth of a shard's derive time when pandas converts them)."""
+    return pd.Series(string_array(values), index=index)
 
 
 def _map_unique(series: pd.Series, fn: Callable[[Any], Any], dtype: str | None = None) -> pd.Series:
@@ -121,7 +116,7 @@ def _spread(values: np.ndarray, codes: np.ndarray, index: pd.Index, dtype: str |
     object). The few values are typed before they are spread: typing per line checks every cell."""
     if dtype is None:
         return pd.Series(values[codes], index=index, dtype=object)
-    typed = _string_array(values) if dtype == "string" else pd.array(values, dtype=dtype)
+    typed = string_array(values) if dtype == "string" else pd.array(values, dtype=dtype)
     return pd.Series(typed.take(codes), index=index)
 
 
