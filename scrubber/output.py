@@ -109,7 +109,7 @@ def _json_texts(values: pd.Series) -> Any:
     if pd.api.types.is_integer_dtype(values.dtype):
         texts = pc.cast(pa.array(values.astype("Int64"), pa.int64(), from_pandas=True), pa.large_string())
     else:
-        strings = pa.array(values.astype(object).to_numpy(), pa.large_string(), from_pandas=True)
+        strings = pa.array(values, pa.large_string(), from_pandas=True)  # no copy if Arrow-backed (streamed)
         # Findings repeat their texts (a rule's cause, message, fix): each distinct one is quoted
         # and checked once, then taken for every finding (a null index takes a null).
         encoded = strings.dictionary_encode()
