@@ -99,13 +99,10 @@ class FactFrame:
         """Factorize codes (-1 = missing) and the `"name": value` JSON fragment of each code."""
         if name not in self._columns:
             ftype = self.types[name]
-            if ftype is FieldType.LIST:
-                series = self.frame[name]
-                series = series.where(series.str.strip(";") != "", None)  # ";;" holds no item: empty
-                codes, uniques = pd.factorize(series, use_na_sentinel=True)
-                codes = codes.astype(np.int64)
-            else:
-                codes, uniques = self.factorized(name)
+            codes, uniques = self.factorized(name)
+            if ftype is FieldType.LIST:  # ";;" holds no item: missing (its code is never used)
+                empty = np.array([str(v).strip(";") == "" for v in uniques] + [False], dtype=bool)
+                codes = np.where(empty[codes], _MISSING, codes)
             key = json.dumps(name)
             fragments = [f"{key}: {_value_json(v, ftype)}" for v in uniques]
             self._columns[name] = (codes, fragments)
