@@ -494,11 +494,11 @@ def units_for_minutes(minutes: pd.Series, unit: pd.Series, threshold: pd.Series)
 def _time(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     table = {r["cpt"]: int(r["unit_minutes"]) for r in ctx.reference.tables.get("timed_codes.csv", [])}
     unit = _map_unique(frame["cpt"], table.get, "Int64")
-    time_rule = _payer_settings(frame, ctx, "time_rule")
-    therapy_rule = _payer_settings(frame, ctx, "therapy_time_rule")
+    # The payers' rules compared once per distinct payer, not per line.
+    full = _payer_settings(frame, ctx, "time_rule", "boolean", lambda rule: rule == "full_unit").astype(bool)
+    eight_minute = _payer_settings(frame, ctx, "therapy_time_rule", "boolean", lambda rule: rule == "eight_minute")
     is30, is15 = unit == 30, unit == 15
-    eight = (is15 & (therapy_rule == "eight_minute")).fillna(False).astype(bool)
-    full = (time_rule == "full_unit").astype(bool)
+    eight = (is15 & eight_minute).fillna(False).astype(bool)
     # Mid-point: t = floor(U/2) + 1 (16 for 30 minutes, 8 for 15); full unit: t = U.
     threshold = (unit // 2 + 1).where(~(is30 & full).fillna(False), unit).where(~eight, pd.NA).astype("Int64")
     def supported(minutes: pd.Series) -> pd.Series:
