@@ -17,9 +17,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
-from scrubber.claims import mentions
+from scrubber.claims import mentions, string_array
 from scrubber.distinct import distinct_rows
 from scrubber.fields import FieldType
 from scrubber.reference import ReferenceData
@@ -97,9 +96,9 @@ def derive(frame: pd.DataFrame, ctx: DeriveContext, wanted: set[str], scopes: tu
 
 # -- helpers --------------------------------------------------------------------------------------
 def _strings(values: np.ndarray, index: pd.Index) -> pd.Series:
-    """Text values (str, or None / NA for missing) as a string Series: Arrow converts an object
-    array at once, where pandas checks it element by element (a tenth of a shard's derive time)."""
-    return pd.Series(pd.arrays.ArrowStringArray(pa.array(values, pa.large_string(), from_pandas=True)), index=index)
+    """Text values (str, or None / NA for missing) as a string Series (see claims.string_array:
+    a tenth of a shard's derive time when pandas converts them)."""
+    return pd.Series(string_array(values), index=index)
 
 
 def _map_unique(series: pd.Series, fn: Callable[[Any], Any], dtype: str | None = None) -> pd.Series:
@@ -109,20 +108,30 @@ def _map_unique(series: pd.Series, fn: Callable[[Any], Any], dtype: str | None =
     results = np.empty(len(uniques) + 1, dtype=object)  # the last slot: missing values
     for i, value in enumerate(uniques):
         results[i] = fn(value)
-    if dtype == "string":
-        return _strings(results[codes], series.index)
-    mapped = pd.Series(results[codes], index=series.index, dtype=object)
-    return mapped.astype(dtype) if dtype else mapped
+    return _spread(results, codes, series.index, dtype)
 
 
-def _map_unique_parts(series: pd.Series, fn: Callable[[Any], tuple[Any, ...]], missing: tuple[Any, ...]) -> list[np.ndarray]:
+def _spread(values: np.ndarray, codes: np.ndarray, index: pd.Index, dtype: str | None) -> pd.Series:
+    """Each line's value by its code into `values` (code -1: the last one), typed as `dtype` (None:
+    object). The few values are typed before they are spread: typing per line checks every cell."""
+    if dtype is None:
+        return pd.Series(values[codes], index=index, dtype=object)
+    typed = string_array(values) if dtype == "string" else pd.array(values, dtype=dtype)
+    return pd.Series(typed.take(codes), index=index)
+
+
+def _map_unique_parts(series: pd.Series, fn: Callable[[Any], tuple[Any, ...]], missing: tuple[Any, ...],
+                      dtypes: tuple[str | None, ...] | None = None) -> list[Any]:
     """Like _map_unique for a `fn` that returns a tuple: one array per tuple position, every line
-    getting its value's results (`missing` where the value is missing), without a Python step per line."""
+    getting its value's results (`missing` where the value is missing), without a Python step per line.
+    With `dtypes`, one Series per position instead, typed as its dtype (see _spread)."""
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
     results = np.empty((len(missing), len(uniques) + 1), dtype=object)
     for i, value in enumerate(uniques):
         results[:, i] = fn(value)
     results[:, -1] = missing
+    if dtypes is not None:
+        return [_spread(part, codes, series.index, dtype) for part, dtype in zip(results, dtypes, strict=True)]
     return [part[codes] for part in results]
 
 
@@ -156,10 +165,10 @@ def _per_payer(values: pd.Series, frame: pd.DataFrame, ctx: DeriveContext, key: 
     return pd.Series(pd.array(results, dtype=dtype)[pair_codes], index=frame.index)
 
 
-def _payer_settings(frame: pd.DataFrame, ctx: DeriveContext, key: str,
+def _payer_settings(frame: pd.DataFrame, ctx: DeriveContext, key: str, dtype: str | None = None,
                     convert: Callable[[Any], Any] = lambda value: value) -> pd.Series:
     """Each line's value of one payer setting (defaults < payer type < payer profile), passed
-    through `convert` once per distinct payer."""
+    through `convert` once per distinct payer, as `dtype` (None: object)."""
     if ctx.payer_codes is None:
         payers = frame[["payer_type", "payer_id"]]
         codes, first = distinct_rows([(c, len(u)) for c, u in (pd.factorize(payers[k]) for k in payers.columns)])
@@ -170,7 +179,7 @@ def _payer_settings(frame: pd.DataFrame, ctx: DeriveContext, key: str,
     lookup = np.empty(len(values) + 1, dtype=object)
     lookup[:-1] = values
     lookup[-1] = convert(ctx.reference.settings_for(None, None).get(key))  # code -1: a missing payer
-    return pd.Series(lookup[codes], index=frame.index, dtype=object)  # callers type it (no inference per line)
+    return _spread(lookup, codes, frame.index, dtype)
 
 
 def _submitted(frame: pd.DataFrame, ctx: DeriveContext) -> pd.Series:
@@ -238,13 +247,13 @@ def _diagnoses(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
                 all(c.startswith("Z") for c in codes) if codes else None, _join(cats))
 
     judged, from_claim = _judged_diagnoses(frame)
-    count, primary, all_z, cats = _map_unique_parts(judged, analyse, missing=(0, None, None, None))
+    count, primary, all_z, categories = _map_unique_parts(judged, analyse, missing=(0, None, None, None),
+                                                          dtypes=("Int64", "string", "boolean", None))
     malformed = _map_unique(frame["dx_codes"], lambda value: _join([c for c in _items(value) if not ICD_PATTERN.fullmatch(c)]),
                             "string")
     idx = frame.index
-    categories = pd.Series(cats, index=idx, dtype="object")
     # Missing where the line has no diagnosis at all; "" where it has some but none chronic.
-    present = count.astype(np.int64) > 0
+    present = count.to_numpy(dtype=np.int64) > 0
     by_line = categories.fillna("").where(present, None)
     has_chronic = _per_payer(by_line, frame, ctx, "chronic_conditions",
                              lambda cats, accepted: None if cats is None else bool(set(_items(cats)) & set(accepted or ())),
@@ -252,13 +261,13 @@ def _diagnoses(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     return {
         "dx_codes_judged": judged,
         "dx_from_claim": pd.Series(from_claim, index=idx, dtype="boolean"),
-        "dx_count": pd.Series(count, index=idx, dtype="Int64"),
-        "dx_primary": _strings(primary, idx),
+        "dx_count": count,
+        "dx_primary": primary,
         "dx_malformed": malformed,
         **_diagnosis_validity(frame, ctx),
-        "dx_all_z": pd.Series(all_z, index=idx, dtype="boolean"),
+        "dx_all_z": all_z,
         "dx_has_chronic": has_chronic,
-        "dx_categories": _strings(cats, idx),
+        "dx_categories": _strings(categories.to_numpy(), idx),
     }
 
 
@@ -298,13 +307,14 @@ def _diagnosis_validity(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd
     missing: a code a later year split into sub-codes was billable before the split, so a newer
     release would wrongly call it a header.
     """
-    idx = frame.index
-    unknown = pd.Series(pd.NA, index=idx, dtype="string")
-    not_billable = pd.Series(pd.NA, index=idx, dtype="string")
-    release = pd.Series(pd.NA, index=idx, dtype="string")
+    # Filled as object arrays and typed once at the end (a masked Series assignment per release
+    # costs more than the checks).
+    n = len(frame)
+    unknown, not_billable, release = (np.full(n, None, dtype=object) for _ in range(3))
+    unjudged = np.ones(n, dtype=bool)  # no release checked the line yet
     service = frame["service_date"]
 
-    def check_against(icd: Any, rows: pd.Series) -> None:
+    def check_against(icd: Any, rows: np.ndarray) -> None:
         def check(value: str) -> tuple[str | None, str | None]:
             wellformed = [c for c in _items(value) if ICD_PATTERN.fullmatch(c)]
             return (_join([c for c in wellformed if c not in icd.valid]),
@@ -312,19 +322,22 @@ def _diagnosis_validity(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd
 
         unknown[rows], not_billable[rows] = _map_unique_parts(frame.loc[rows, "dx_codes"], check, missing=(None, None))
         release[rows] = icd.name
+        unjudged[rows] = False
 
     for icd in ctx.reference.icd_releases.values():
         in_force = service.between(pd.Timestamp(icd.effective_from), pd.Timestamp(icd.effective_to)).fillna(False)
-        in_force = in_force.astype(bool) & release.isna()
+        in_force = in_force.to_numpy(dtype=bool) & unjudged
         if in_force.any():
             check_against(icd, in_force)
-    loaded = release.notna().astype("boolean").where(service.notna(), pd.NA)
+    loaded = pd.arrays.BooleanArray(~unjudged, service.isna().to_numpy())  # missing without a date
     newest = max(ctx.reference.icd_releases.values(), key=lambda r: r.effective_to, default=None)
     if newest is not None:
-        later = (service > pd.Timestamp(newest.effective_to)).fillna(False).astype(bool) & release.isna()
+        later = (service > pd.Timestamp(newest.effective_to)).fillna(False).to_numpy(dtype=bool) & unjudged
         if later.any():
             check_against(newest, later)
-    return {"dx_unknown": unknown, "dx_not_billable": not_billable, "dx_code_set": release, "dx_code_set_loaded": loaded}
+    idx = frame.index
+    return {"dx_unknown": _strings(unknown, idx), "dx_not_billable": _strings(not_billable, idx),
+            "dx_code_set": _strings(release, idx), "dx_code_set_loaded": pd.Series(loaded, index=idx)}
 
 
 # -- NPI ------------------------------------------------------------------------------------------
@@ -419,8 +432,8 @@ def _payer(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     deadline = pd.Series(pd.NaT, index=frame.index, dtype=service.dtype)
     limit_text = pd.Series(pd.NA, index=frame.index, dtype="string")
     # A limit is a one-key mapping {days: N} or {months: N}: as text, "N days" or "N months".
-    as_text = _strings(_payer_settings(frame, ctx, "filing_limit", lambda limit: next(
-        (f"{n} {unit}" for unit, n in limit.items()), None) if limit else None).to_numpy(), frame.index)
+    as_text = _payer_settings(frame, ctx, "filing_limit", "string", lambda limit: next(
+        (f"{n} {unit}" for unit, n in limit.items()), None) if limit else None)
     for text in as_text.dropna().unique():
         n, unit = text.split(" ")
         mask = (as_text == text).fillna(False).astype(bool)
@@ -433,15 +446,15 @@ def _payer(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     return {
         "filing_deadline": deadline,
         "filing_days_left": days_left,
-        "filing_warning_days": _payer_settings(frame, ctx, "filing_warning_days").astype("Int64"),
+        "filing_warning_days": _payer_settings(frame, ctx, "filing_warning_days", "Int64"),
         "filing_limit": limit_text,
         "prior_auth_required": pa,
-        "telehealth_modifier_required": _payer_settings(frame, ctx, "telehealth_modifier_required").astype("boolean"),
-        "therapy_modifier_required": _payer_settings(frame, ctx, "therapy_modifier_required").astype("boolean"),
-        "time_rule": _strings(_payer_settings(frame, ctx, "time_rule").to_numpy(), frame.index),
-        "therapy_time_rule": _strings(_payer_settings(frame, ctx, "therapy_time_rule").to_numpy(), frame.index),
-        "rtm_device_supply_days": _payer_settings(frame, ctx, "rtm_device_supply_days").astype("Int64"),
-        "mue_edits": _payer_settings(frame, ctx, "mue_edits").astype("boolean"),
+        "telehealth_modifier_required": _payer_settings(frame, ctx, "telehealth_modifier_required", "boolean"),
+        "therapy_modifier_required": _payer_settings(frame, ctx, "therapy_modifier_required", "boolean"),
+        "time_rule": _payer_settings(frame, ctx, "time_rule", "string"),
+        "therapy_time_rule": _payer_settings(frame, ctx, "therapy_time_rule", "string"),
+        "rtm_device_supply_days": _payer_settings(frame, ctx, "rtm_device_supply_days", "Int64"),
+        "mue_edits": _payer_settings(frame, ctx, "mue_edits", "boolean"),
     }
 
 
@@ -480,12 +493,12 @@ def units_for_minutes(minutes: pd.Series, unit: pd.Series, threshold: pd.Series)
 )
 def _time(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     table = {r["cpt"]: int(r["unit_minutes"]) for r in ctx.reference.tables.get("timed_codes.csv", [])}
-    unit = frame["cpt"].map(table).astype("Int64")
-    time_rule = _payer_settings(frame, ctx, "time_rule")
-    therapy_rule = _payer_settings(frame, ctx, "therapy_time_rule")
+    unit = _map_unique(frame["cpt"], table.get, "Int64")
+    # The payers' rules compared once per distinct payer, not per line.
+    full = _payer_settings(frame, ctx, "time_rule", "boolean", lambda rule: rule == "full_unit").astype(bool)
+    eight_minute = _payer_settings(frame, ctx, "therapy_time_rule", "boolean", lambda rule: rule == "eight_minute")
     is30, is15 = unit == 30, unit == 15
-    eight = (is15 & (therapy_rule == "eight_minute")).fillna(False).astype(bool)
-    full = (time_rule == "full_unit").astype(bool)
+    eight = (is15 & eight_minute).fillna(False).astype(bool)
     # Mid-point: t = floor(U/2) + 1 (16 for 30 minutes, 8 for 15); full unit: t = U.
     threshold = (unit // 2 + 1).where(~(is30 & full).fillna(False), unit).where(~eight, pd.NA).astype("Int64")
     def supported(minutes: pd.Series) -> pd.Series:
@@ -499,7 +512,8 @@ def _time(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     code_day_minutes = pd.Series(pd.NA, index=frame.index, dtype="Int64")
     code_day_units = pd.Series(pd.NA, index=frame.index, dtype="Int64")
     per_code = threshold.notna().to_numpy(dtype=bool)
-    lines = frame.assign(patient_day=_patient_day_groups(frame, ctx))
+    # Only the columns read below: a row selection of the whole frame would copy every column.
+    lines = frame[["rendering_npi", "cpt", "minutes", "units"]].assign(patient_day=_patient_day_groups(frame, ctx))
     if per_code.any():
         keys = ["patient_day", "rendering_npi", "cpt"]
         grouped = lines.loc[per_code, [*keys, "minutes", "units"]].groupby(keys, dropna=False, sort=False)
@@ -603,15 +617,13 @@ def _eight_minute_day(lines: pd.DataFrame) -> dict[str, pd.Series]:
 )
 def _sessions(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     rows = ctx.reference.tables.get("education_group_codes.csv", [])
-    low = frame["cpt"].map({r["cpt"]: int(r["min_patients"]) for r in rows}).astype("Int64")
-    high = frame["cpt"].map({r["cpt"]: int(r["max_patients"]) for r in rows}).astype("Int64")
+    low = _map_unique(frame["cpt"], {r["cpt"]: int(r["min_patients"]) for r in rows}.get, "Int64")
+    high = _map_unique(frame["cpt"], {r["cpt"]: int(r["max_patients"]) for r in rows}.get, "Int64")
 
     def code_for(count: pd.Series) -> pd.Series:
-        out = pd.Series(pd.NA, index=count.index, dtype="string")
-        for r in rows:
-            fits = ((count >= int(r["min_patients"])) & (count <= int(r["max_patients"]))).fillna(False)
-            out[fits.astype(bool)] = r["cpt"]
-        return out
+        def fitting(n: int) -> str | None:  # the table's last code whose range holds n
+            return next((r["cpt"] for r in reversed(rows) if int(r["min_patients"]) <= n <= int(r["max_patients"])), None)
+        return _map_unique(count, fitting, "string")
 
     count = pd.Series(pd.NA, index=frame.index, dtype="Int64")
     codes = pd.Series(pd.NA, index=frame.index, dtype="string")
@@ -662,14 +674,19 @@ def _sessions(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
 )
 def _duplicates(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     mods = _map_unique(frame["modifiers"], lambda m: ";".join(sorted(_items(m))))
-    key = frame[["patient_id", "service_date", "cpt", "units", "rendering_npi"]].assign(mods=mods)
-    complete = key.drop(columns="mods").notna().all(axis=1)
-    group = key.groupby(list(key.columns), dropna=False, sort=False).ngroup()
-    first_pos = pd.Series(np.arange(len(frame)), index=frame.index).groupby(group.to_numpy()).transform("min")
-    label = frame["claim_id"].astype("string").fillna("?") + ":" + frame["line_no"].astype("string").fillna("?")
-    earlier = (first_pos.to_numpy() != np.arange(len(frame))) & complete.to_numpy()
-    duplicate_of = pd.Series(label.to_numpy()[first_pos.to_numpy()], index=frame.index, dtype="string").where(earlier)
-    return {"duplicate_of": duplicate_of}
+    keys = [frame[c] for c in ("patient_id", "service_date", "cpt", "units", "rendering_npi")]
+    complete = np.logical_and.reduce([k.notna().to_numpy() for k in keys])
+    group, first = distinct_rows([(codes, len(uniques)) for codes, uniques in
+                                  (pd.factorize(k, use_na_sentinel=True) for k in [*keys, mods])])
+    first_pos = first[group]  # the first line of each line's group
+    earlier = (first_pos != np.arange(len(frame))) & complete
+    # The label of the earlier line, built only for the duplicates.
+    source = first_pos[earlier]
+    label = (frame["claim_id"].iloc[source].astype("string").fillna("?") + ":"
+             + frame["line_no"].iloc[source].astype("string").fillna("?"))
+    values = np.full(len(frame), None, dtype=object)
+    values[earlier] = label.to_numpy(dtype=object)
+    return {"duplicate_of": _strings(values, frame.index)}
 
 
 @family(
@@ -893,12 +910,13 @@ def _mue(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
 def _device_supply(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     # A line billed too soon will be denied, so it opens no period: the next one counts from the
     # last payable line (supply on 03-01, 03-16, 04-01: 04-01 is 31 days after 03-01, payable).
-    days = np.full(len(frame), None, dtype=object)
+    days = np.zeros(len(frame), dtype=np.int64)
+    known = np.zeros(len(frame), dtype=bool)
     rows = (_in_set(frame, "cpt", ctx, "rtm_device_codes") & frame["patient_id"].notna()
             & frame["service_date"].notna()).to_numpy(dtype=bool)
     if rows.any():
         at = np.flatnonzero(rows)
-        sub = frame.iloc[at]
+        sub = frame[["patient_id", "cpt", "service_date"]].iloc[at]
         period = _payer_settings(frame, ctx, "rtm_device_supply_days").to_numpy()[at]
         patient = pd.factorize(sub["patient_id"])[0]
         code = pd.factorize(sub["cpt"])[0]
@@ -910,10 +928,10 @@ def _device_supply(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Seri
             if key != previous:
                 previous, opened = key, day[i]
                 continue
-            days[at[i]] = int(day[i] - opened)
+            days[at[i]], known[at[i]] = day[i] - opened, True
             if day[i] - opened >= int(period[i]):
                 opened = day[i]
-    return {"days_since_paid_supply": pd.Series(days, index=frame.index, dtype="Int64")}
+    return {"days_since_paid_supply": pd.Series(pd.arrays.IntegerArray(days, ~known), index=frame.index)}
 
 
 # -- orders ---------------------------------------------------------------------------------------

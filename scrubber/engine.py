@@ -99,37 +99,39 @@ class FactFrame:
         """Factorize codes (-1 = missing) and the `"name": value` JSON fragment of each code."""
         if name not in self._columns:
             ftype = self.types[name]
-            if ftype is FieldType.LIST:
-                series = self.frame[name]
-                series = series.where(series.str.strip(";") != "", None)  # ";;" holds no item: empty
-                codes, uniques = pd.factorize(series, use_na_sentinel=True)
-                codes = codes.astype(np.int64)
-            else:
-                codes, uniques = self.factorized(name)
+            codes, uniques = self.factorized(name)
+            if ftype is FieldType.LIST:  # ";;" holds no item: missing (its code is never used)
+                empty = np.array([str(v).strip(";") == "" for v in uniques] + [False], dtype=bool)
+                codes = np.where(empty[codes], _MISSING, codes)
             key = json.dumps(name)
             fragments = [f"{key}: {_value_json(v, ftype)}" for v in uniques]
             self._columns[name] = (codes, fragments)
         return self._columns[name]
 
+    def codes(self, name: str) -> np.ndarray:
+        """Factorize codes, -1 where the field is missing as `column` sees it, without encoding values."""
+        if self.types[name] is FieldType.LIST:  # ";;" holds no item: missing (see column)
+            return self.column(name)[0]
+        return self.factorized(name)[0]
+
     def presence(self, name: str) -> tuple[np.ndarray, list[str]]:
         """Codes 0 where the field has a value, -1 where it is missing; the fact says `true`."""
-        codes, _ = self.column(name)
+        codes = self.codes(name)
         return np.where(codes < 0, _MISSING, 0), [f"{json.dumps(name)}: true"]
 
     def flag(self, spec: FlagColumn) -> tuple[np.ndarray, list[str]]:
         """A flag column (see compile.FlagColumn): codes 0 = false, 1 = true, -1 = field missing."""
-        codes, _ = self.column(spec.field)
-        values = self.frame[spec.field]
+        codes = self.codes(spec.field)
+        # Each distinct value tested once, then broadcast by the factorize codes.
+        value_codes, uniques = self.factorized(spec.field)
         if spec.kind == "in":
             ftype = self.types[spec.field]
             wanted = set(spec.values) if ftype is not FieldType.DATE else {pd.Timestamp(v) for v in spec.values}
-            hit = values.isin(wanted).to_numpy(dtype=bool, na_value=False)
-        else:  # match each distinct value once, then broadcast by the factorize codes
+            matched = pd.Series(uniques).isin(wanted).to_numpy(dtype=bool, na_value=False)
+        else:
             pattern = re.compile(spec.pattern, regex.python_flags())
-            uniques = pd.unique(values.dropna())
-            matched = np.array([bool(pattern.fullmatch(str(v))) for v in uniques] + [False], dtype=bool)
-            position = pd.Index(uniques).get_indexer(values)  # -1 for missing -> the trailing False
-            hit = matched[position]
+            matched = np.array([bool(pattern.fullmatch(str(v))) for v in uniques], dtype=bool)
+        hit = np.append(matched, False)[value_codes]  # code -1 (missing) -> the trailing False
         flag_codes = np.where(codes < 0, _MISSING, hit.astype(np.int64))
         key = json.dumps(spec.name)
         return flag_codes, [f"{key}: false", f"{key}: true"]

@@ -109,14 +109,19 @@ def _json_texts(values: pd.Series) -> Any:
     if pd.api.types.is_integer_dtype(values.dtype):
         texts = pc.cast(pa.array(values.astype("Int64"), pa.int64(), from_pandas=True), pa.large_string())
     else:
-        strings = pa.array(values.astype(object).to_numpy(), pa.large_string(), from_pandas=True)
+        strings = pa.array(values, pa.large_string(), from_pandas=True)  # no copy if Arrow-backed (streamed)
+        # Findings repeat their texts (a rule's cause, message, fix): each distinct one is quoted
+        # and checked once, then taken for every finding (a null index takes a null).
+        encoded = strings.dictionary_encode()
+        distinct = encoded.dictionary
         quote = pa.scalar('"', pa.large_string())
-        texts = pc.binary_join_element_wise(quote, strings, quote, pa.scalar("", pa.large_string()))
-        escaped = pc.fill_null(pc.match_substring_regex(strings, r'["\\\x00-\x1f]'), False)
+        quoted = pc.binary_join_element_wise(quote, distinct, quote, pa.scalar("", pa.large_string()))
+        escaped = pc.match_substring_regex(distinct, r'["\\\x00-\x1f]')
         if pc.any(escaped).as_py():  # quotes, backslashes, control characters: as json.dumps writes them
             rows = np.flatnonzero(escaped.to_numpy(zero_copy_only=False))
-            fixed = [json.dumps(strings[int(i)].as_py(), ensure_ascii=False) for i in rows]
-            texts = pc.replace_with_mask(texts, escaped, pa.array(fixed, pa.large_string()))
+            fixed = [json.dumps(distinct[int(i)].as_py(), ensure_ascii=False) for i in rows]
+            quoted = pc.replace_with_mask(quoted, escaped, pa.array(fixed, pa.large_string()))
+        texts = quoted.take(encoded.indices)
     return pc.fill_null(texts, "null")
 
 
