@@ -730,12 +730,8 @@ def _parse_number(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     shaped = values.str.fullmatch(_NUMBER_TEXT).fillna(False).astype(bool)
     parsed = _to_float(_without(values, r"[$, ]"), shaped)
     finite = parsed.notna() & parsed.abs().lt(float("inf")).fillna(False)  # 1e999 is no number either
-    # Past 15 digits float64 is no longer exact, and no charge is that large.
-    too_large = finite & parsed.abs().ge(10.0**_MAX_INT_DIGITS).fillna(False)
     bad = values.notna() & ~finite
-    problem = _problem(values, bad, "is not a number").fillna(
-        _problem(values, too_large, f"has more than {_MAX_INT_DIGITS} digits before the decimal point"))
-    return parsed.where(~bad & ~too_large), problem
+    return parsed.where(~bad), _problem(values, bad, "is not a number")
 
 
 def _iso_days(values: pd.Series) -> pd.Series:

@@ -162,7 +162,10 @@ def _encoded(values: pd.Series | np.ndarray) -> dict[str, Any]:
 def _cents(values: np.ndarray) -> list[int | None]:
     """Dollar amounts as whole cents (integers encode several times faster than floats)."""
     missing = np.isnan(values)
-    cents = np.round(np.where(missing, 0.0, values) * 100).astype(np.int64).astype(object)
+    rounded = np.round(np.where(missing, 0.0, values) * 100)
+    huge = np.abs(rounded) >= 2.0**62  # a charge of 1e20 is read as written: past int64 as Python ints
+    cents = np.where(huge, 0.0, rounded).astype(np.int64).astype(object)
+    cents[huge] = [int(v) for v in rounded[huge]]
     cents[missing] = None
     return cents.tolist()
 

@@ -202,13 +202,15 @@ def test_a_stray_windows_1252_byte_leaves_the_utf8_on_its_line_alone(tmp_path: P
     assert (line["curriculum_id"], line["Patient Name"]) == ("ADA-§", "José Núñez")
 
 
-def test_a_charge_past_15_digits_is_reported_not_totalled(tmp_path: Path) -> None:
+def test_a_charge_past_64_bit_cents_is_reported_as_written(tmp_path: Path) -> None:
+    """An absurd but readable charge is totalled as written: no overflow, no warning on stderr."""
     header, rows = _read_sample()
     export = _write(tmp_path / "export.csv", header, [{**rows[0], "charge": "99999999999999999999"}])
-    result = run_cli("run", str(export), "--out", str(tmp_path / "out"), "--run-date", RUN_DATE, "--workers", "1")
-    assert result.returncode == 1 and "Warning" not in result.stderr
-    messages = [f["message"] for f in read_findings(tmp_path / "out") if f["rule_id"] == "INPUT_UNREADABLE_VALUE"]
-    assert messages == ["cannot read charge: a value (not shown) has more than 15 digits before the decimal point"]
+    result = run_cli("run", str(export), "--out", str(tmp_path / "out"), "--run-date", RUN_DATE, "--workers", "1",
+                     "--fail-on", "never")
+    assert result.returncode == 0 and "Warning" not in result.stderr, result.stderr
+    report = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert str(10**22) in report and "-9223372036854775808" not in report  # 1e20 dollars, in cents
 
 
 def test_a_repeated_header_row_is_one_damaged_line(tmp_path: Path) -> None:
