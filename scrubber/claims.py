@@ -15,10 +15,12 @@ import functools
 import gzip
 import io
 import json
+import math
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -654,118 +656,25 @@ def apply_mapping(raw: pd.DataFrame, mapping: Mapping, path: Path) -> Columns:
 
 
 # -- typing ---------------------------------------------------------------------------------------
-# Every parse is vectorised on pandas' string dtype: exports run to millions of lines.
+# Each column is parsed once per distinct cell and the result spread back to its lines: an export
+# repeats its dates, codes and amounts on thousands of lines, and even its claim ids repeat.
 # Thousands separators only in groups of three ("1,000", "1 000"): "12,50" is a decimal comma and
 # "1.234,50" a European amount, which cannot be read safely, so they are reported, not guessed.
 _DIGITS = r"(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]{1,3}(?: [0-9]{3})+|[0-9]+)"
-_INT_TEXT = rf"[+-]?{_DIGITS}(?:\.0*)?"  # "2.0" is a whole number
+_INT_TEXT = re.compile(rf"[+-]?{_DIGITS}(?:\.0*)?")  # "2.0" is a whole number
+_NUMBER_TEXT = re.compile(rf"[+-]?(?:\$ ?)?[+-]?(?:{_DIGITS}(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_MAX_INT_DIGITS = 15  # whole numbers up to 15 digits are exact in float64 and int64
+_SIGN_AND_POINT_ZEROS = re.compile(r"[+-]|\.0*$")
+_DATE_TEXT = tuple(re.compile(p) for p in _DATE_PATTERNS)
 
-
-_EXCEL_TEXT = r'^="(.*)"$'  # ="02": a spreadsheet formula that keeps a leading zero
+_EXCEL_TEXT = re.compile(r'="(.*)"')  # ="02": a spreadsheet formula that keeps a leading zero
 # Words that stand for no value. NULL is how database exports write an empty cell, in any column.
 # In a code or text column (prior_auth_number, referring_npi, session_id, modifiers) the words a
 # person types for "none" are no value either: taken as one, "N/A" would pass for an authorization
 # number. In a number or date column they are reported as unreadable, like any other word.
 _NULL_WORD = "null"
 _PLACEHOLDER_WORDS = frozenset({_NULL_WORD, "n/a", "na", "none", "nan", "#n/a"})
-
-
-def _text(raw: pd.Series) -> pd.Series:
-    """Cells as stripped text on the string dtype, <NA> for a missing, blank or NULL cell."""
-    values = raw.astype("string").str.strip()
-    # Few operations per column: each costs a fixed ~0.1 ms however few cells there are.
-    starts = values.str.startswith('="')  # 10x a regex
-    if starts.any():
-        excel = (starts & values.str.endswith('"')).fillna(False).astype(bool)
-        if excel.any():
-            values = values.where(~excel, values.str.replace(_EXCEL_TEXT, r"\1", regex=True).str.strip())
-    return values.mask(values.str.lower().isin(["", _NULL_WORD]))
-
-
-def _problem(values: pd.Series, bad: pd.Series, reason: str) -> pd.Series:
-    """`a value (not shown) reason` on the bad rows, <NA> elsewhere. The value is never echoed: a
-    wrong mapping or a shifted row puts other columns' data in a column (a member id, an SSN or a
-    birth date in a date column), and no shape tells a typo from those; the cell is on the
-    annotated line."""
-    bad = bad.fillna(False).astype(bool)
-    out = pd.Series(pd.NA, index=values.index, dtype="string")
-    if bad.any():
-        out[bad] = "a value (not shown) " + reason
-    return out
-
-
-_NUMBER_TEXT = rf"[+-]?(?:\$ ?)?[+-]?(?:{_DIGITS}(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
-_MAX_INT_DIGITS = 15  # whole numbers up to 15 digits are exact in float64 and int64
-
-
-def _without(values: pd.Series, pattern: str) -> pd.Series:
-    """Remove characters matching `pattern`, touching only the cells that have any."""
-    has = values.str.contains(pattern, regex=True).fillna(False).astype(bool)
-    if not has.any():
-        return values
-    out = values.copy()
-    out[has] = values[has].str.replace(pattern, "", regex=True)
-    return out
-
-
-def _to_float(text: pd.Series, ok: pd.Series) -> pd.Series:
-    """Arrow's cast of the validated cells to float64 (pandas' to_numeric is 10x slower on text)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    cells = pa.array(text.where(ok, "0"), pa.string(), from_pandas=True)
-    floats = pd.Series(pc.cast(pc.fill_null(cells, "0"), pa.float64()).to_numpy(zero_copy_only=False), index=text.index)
-    return floats.astype("Float64").where(ok)
-
-
-def _parse_int(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    ok = values.str.fullmatch(_INT_TEXT).fillna(False).astype(bool)
-    cleaned = _without(values, r"[, ]")
-    ok &= cleaned.str.replace(r"[+-]|\.0*$", "", regex=True).str.len().le(_MAX_INT_DIGITS).fillna(False).astype(bool)
-    bad = values.notna() & ~ok
-    return _to_float(cleaned, ok).round().astype("Int64"), _problem(values, bad, "is not a whole number")
-
-
-def _parse_number(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    shaped = values.str.fullmatch(_NUMBER_TEXT).fillna(False).astype(bool)
-    parsed = _to_float(_without(values, r"[$, ]"), shaped)
-    finite = parsed.notna() & parsed.abs().lt(float("inf")).fillna(False)  # 1e999 is no number either
-    bad = values.notna() & ~finite
-    return parsed.where(~bad), _problem(values, bad, "is not a number")
-
-
-def _iso_days(values: pd.Series) -> pd.Series:
-    """Each cell's date as YYYY-MM-DD text (<NA> where no date pattern matches)."""
-    iso = pd.Series(pd.NA, index=values.index, dtype="string")
-    for pattern in _DATE_PATTERNS:
-        todo = iso.isna() & values.notna()
-        if not todo.any():
-            break
-        parts = values[todo].str.extract(pattern).dropna(subset=["y"])
-        if len(parts):
-            century = pd.Series(np.where(parts["y"] < "69", "20", "19"), index=parts.index)  # two digits only
-            year = parts["y"].where(parts["y"].str.len() == 4, century + parts["y"])
-            iso[parts.index] = year + "-" + parts["m"].str.zfill(2) + "-" + parts["d"].str.zfill(2)
-    return iso
-
-
-def _parse_date(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    day_text = _iso_days(values)
-    readable = day_text.notna().to_numpy()
-    parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[s]")
-    if readable.any():  # Arrow's strptime: an impossible date (2026-02-30) becomes null, not an error
-        day = pa.array(day_text[readable], pa.string(), from_pandas=True)
-        stamps = pc.strptime(day, format="%Y-%m-%d", unit="s", error_is_null=True)
-        # Arrow rolls 2026-02-30 over to March 2: a date is read only if it prints back the same.
-        same = pc.equal(pc.strftime(stamps, format="%Y-%m-%d"), day)
-        stamps = pc.if_else(pc.fill_null(same, False), stamps, pa.scalar(None, stamps.type))
-        parsed[readable] = pd.Series(stamps.to_numpy(zero_copy_only=False), index=values.index[readable]).astype("datetime64[s]")
-    bad = values.notna() & parsed.isna()
-    return parsed, _problem(values, bad, "is not a date (YYYY-MM-DD or MM/DD/YYYY)")
-
+_PAYER_TYPE_GAPS = re.compile(r"[\s\-]+", re.ASCII)  # "Medicare Advantage", "medicare-advantage"
 
 # Code fields a spreadsheet or pandas may write as a float (an NPI column with a gap is written
 # 1234567893.0, POS 11 as 11.0): a whole number's ".0" is dropped, as when a typed file is read.
@@ -792,6 +701,7 @@ _LIST_SEPARATOR = re.compile(r"[;,|:\s]+")
 
 
 def _split_list(value: str, diagnosis: bool) -> str | None:
+    """Codes separated by `;`, `,`, spaces, `|` or `:`, upper-cased, de-duplicated in order, joined with `;`."""
     items: list[str] = []
     for item in _LIST_SEPARATOR.split(value):
         if item.lower() in _PLACEHOLDER_WORDS:  # "E11.9|N/A": the N/A is no code
@@ -804,80 +714,139 @@ def _split_list(value: str, diagnosis: bool) -> str | None:
     return ";".join(items) if items else None
 
 
-def _parse_list(values: pd.Series, diagnosis: bool) -> pd.Series:
-    """Codes separated by `;`, `,`, spaces, `|` or `:`, upper-cased, de-duplicated in order, joined with `;`."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    parsed = [_split_list(v, diagnosis) for v in uniques]
-    return pd.Series(pd.array([*parsed, None], dtype="string")[codes], index=values.index)
+def _cell_text(cell: Any) -> str | None:
+    """A cell as stripped text; None for a missing, blank or NULL cell."""
+    if cell is None:
+        return None
+    text = (cell if type(cell) is str else str(cell)).strip()
+    if text.startswith('="') and (excel := _EXCEL_TEXT.fullmatch(text)):
+        text = excel.group(1).strip()
+    return None if text.lower() in ("", _NULL_WORD) else text
 
 
-def _empty_column(ftype: FieldType, index: pd.Index) -> pd.Series:
-    if ftype is FieldType.DATE:
-        return pd.Series(pd.NaT, index=index, dtype="datetime64[s]")
-    dtype = {FieldType.INT: "Int64", FieldType.NUMBER: "Float64"}.get(ftype, "string")
-    return pd.Series(pd.NA, index=index, dtype=dtype)
+def _whole_number(text: str) -> int | None:
+    if not _INT_TEXT.fullmatch(text):
+        return None
+    digits = text.replace(",", "").replace(" ", "")
+    if len(_SIGN_AND_POINT_ZEROS.sub("", digits)) > _MAX_INT_DIGITS:
+        return None
+    return round(float(digits))
 
 
-def _parse_column(name: str, ftype: FieldType, raw: pd.Series) -> tuple[pd.Series, list[pd.Series]]:
-    """One canonical column parsed to its type, and its `name: 'value' reason` problems."""
-    problems: list[pd.Series] = []
-    values = _text(raw)
-    too_long = values.str.len().gt(MAX_CELL).fillna(False).astype(bool)
-    if too_long.any():
-        length = values.str.len().astype("string")
-        reason = "value is " + length + f" characters long; at most {MAX_CELL}"
-        problems.append((f"{name}: " + reason).where(too_long))
-        values = values.mask(too_long)
-    if ftype in (FieldType.TEXT, FieldType.LIST):
-        values = values.mask(values.str.lower().isin(_PLACEHOLDER_WORDS))
-    if name in WHOLE_NUMBER_CODE_FIELDS:
-        values = values.str.replace(f"^{_WHOLE_FLOAT.pattern}$", r"\1", regex=True)
-    problem = None
+def _number(text: str) -> float | None:
+    if not _NUMBER_TEXT.fullmatch(text):
+        return None
+    try:
+        value = float(text.replace("$", "").replace(",", "").replace(" ", ""))
+    except ValueError:  # two signs: "+$-5"
+        return None
+    return value if math.isfinite(value) else None  # 1e999 is no number either
+
+
+def _day(text: str) -> str | None:
+    """The date as YYYY-MM-DD, read by the first pattern the text matches; None if none does or the
+    date does not exist (2026-02-30)."""
+    for pattern in _DATE_TEXT:
+        if found := pattern.match(text):
+            year = found["y"] if len(found["y"]) == 4 else ("20" if found["y"] < "69" else "19") + found["y"]
+            try:
+                return date(int(year), int(found["m"]), int(found["d"])).isoformat()
+            except ValueError:
+                return None
+    return None
+
+
+def _payer_type(text: str) -> str | None:
+    value = _PAYER_TYPE_GAPS.sub("_", text.lower())
+    return value if value in PAYER_TYPES else None
+
+
+def _pos(text: str) -> str:
+    return "0" + text if len(text) == 1 and text in "0123456789" else text  # spreadsheets drop POS 02's zero
+
+
+def _value_parser(name: str, ftype: FieldType) -> tuple[Callable[[str], Any] | None, str | None]:
+    """How a column's text becomes its value (None: unreadable; no parser: the text as it is),
+    and what an unreadable value is not."""
     if ftype is FieldType.INT:
-        series, problem = _parse_int(values)
-    elif ftype is FieldType.NUMBER:
-        series, problem = _parse_number(values)
-    elif ftype is FieldType.DATE:
-        series, problem = _parse_date(values)
-    elif ftype is FieldType.LIST:
-        series = _parse_list(values, diagnosis=name == "dx_codes")
-    elif name == "payer_type":
-        norm = values.str.lower().str.replace(r"[\s\-]+", "_", regex=True)
-        bad = norm.notna() & ~norm.isin(PAYER_TYPES)
-        problem = _problem(values, bad, f"is not one of {', '.join(PAYER_TYPES)}")
-        series = norm.mask(bad)
-    elif name in UPPER_CASE_FIELDS:
-        series = values.str.upper()
-    elif name == "pos":
-        # Spreadsheets drop the leading zero of POS 02: a single digit is padded back.
-        series = values.where(~values.str.fullmatch(r"\d").fillna(False).astype(bool), "0" + values)
-    else:
-        series = values
-    if problem is not None and name not in PHI_COLUMNS:
-        problems.append(f"{name}: " + problem)
-    return series, problems
+        return _whole_number, "is not a whole number"
+    if ftype is FieldType.NUMBER:
+        return _number, "is not a number"
+    if ftype is FieldType.DATE:
+        return _day, "is not a date (YYYY-MM-DD or MM/DD/YYYY)"
+    if ftype is FieldType.LIST:
+        return functools.partial(_split_list, diagnosis=name == "dx_codes"), None
+    if name == "payer_type":
+        return _payer_type, f"is not one of {', '.join(PAYER_TYPES)}"
+    if name in UPPER_CASE_FIELDS:
+        return str.upper, None
+    return (_pos if name == "pos" else None), None
 
 
-def _parse_distinct(name: str, ftype: FieldType, raw: pd.Series) -> tuple[pd.Series, list[pd.Series]]:
-    """`_parse_column` run once per distinct cell and broadcast back: an export repeats its dates,
-    codes and amounts on thousands of lines, and every parse is per cell."""
-    codes, uniques = pd.factorize(raw, use_na_sentinel=True)
-    if len(uniques) * 2 > len(raw):  # mostly distinct (claim and patient ids): nothing to share
-        return _parse_column(name, ftype, raw)
-    distinct = pd.Series(np.append(np.asarray(uniques, dtype=object), None), dtype=object)  # code -1: missing
+def _parse_cells(name: str, ftype: FieldType, cells: list[Any]) -> tuple[list[Any], list[str | None]]:
+    """Each cell's value (None when missing or unreadable) and, when it cannot be read, `name: why`.
+    The value is never echoed: a wrong mapping or a shifted row puts other columns' data in a column
+    (a member id, an SSN or a birth date in a date column), and no shape tells a typo from those;
+    the cell is on the annotated line."""
+    parse, reason = _value_parser(name, ftype)
+    placeholders = _PLACEHOLDER_WORDS if ftype in (FieldType.TEXT, FieldType.LIST) else frozenset()
+    whole_numbers = name in WHOLE_NUMBER_CODE_FIELDS
+    unreadable = None if reason is None or name in PHI_COLUMNS else f"{name}: a value (not shown) {reason}"
+    values: list[Any] = []
+    problems: list[str | None] = []
+    for cell in cells:
+        text = _cell_text(cell)
+        value = problem = None
+        if text is None or text.lower() in placeholders:
+            pass
+        elif len(text) > MAX_CELL:
+            problem = f"{name}: value is {len(text)} characters long; at most {MAX_CELL}"
+        else:
+            if whole_numbers and (whole := _WHOLE_FLOAT.fullmatch(text)):
+                text = whole.group(1)
+            value = parse(text) if parse else text
+            if value is None:
+                problem = unreadable
+        values.append(value)
+        problems.append(problem)
+    return values, problems
 
-    def spread(series: pd.Series) -> pd.Series:
-        return pd.Series(series.array.take(codes), index=raw.index)  # take: -1 picks the missing last one
 
-    series, problems = _parse_column(name, ftype, distinct)
-    return spread(series), [spread(p) for p in problems]
+def _typed_array(ftype: FieldType, values: list[Any]) -> Any:
+    """Parsed values (None for missing) in the column type's array."""
+    if ftype is FieldType.DATE:
+        return np.array(["NaT" if v is None else v for v in values], dtype="datetime64[s]")
+    if ftype in (FieldType.INT, FieldType.NUMBER):
+        return pd.array(values, dtype="Int64" if ftype is FieldType.INT else "Float64")
+    return string_array(np.array(values, dtype=object))
+
+
+def _distinct(cells: pd.Series) -> tuple[np.ndarray, list[Any]]:
+    """Each cell's code (-1 for a missing cell) and the distinct cells, as Python values."""
+    codes, uniques = pd.factorize(cells, use_na_sentinel=True)
+    return codes, np.asarray(uniques, dtype=object).tolist()  # far faster than iterating an Arrow array
+
+
+def _parse_column(name: str, ftype: FieldType, cells: pd.Series) -> tuple[pd.Series, pd.Series | None]:
+    """One canonical column parsed to its type, and its problems (None when every cell reads)."""
+    codes, uniques = _distinct(cells)
+    values, problems = _parse_cells(name, ftype, uniques)
+    # Code -1 (a missing cell) takes the None appended last.
+    series = pd.Series(_typed_array(ftype, [*values, None]).take(codes), index=cells.index)
+    if all(p is None for p in problems):
+        return series, None
+    return series, pd.Series(string_array(np.array([*problems, None], dtype=object)).take(codes), index=cells.index)
 
 
 def _joined(raw: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
     """A list field's cells from several columns (Modifier 1..4), joined with `;` in column order;
     empty and placeholder cells add nothing."""
-    cells = [_text(raw[c]) for c in columns]
-    cells = [c.mask(c.str.lower().isin(_PLACEHOLDER_WORDS)).fillna("") for c in cells]
+    cells = []
+    for column in columns:
+        codes, uniques = _distinct(raw[column])
+        texts = [_cell_text(cell) or "" for cell in uniques]
+        texts = ["" if t.lower() in _PLACEHOLDER_WORDS else t for t in texts] + [""]
+        cells.append(pd.Series(string_array(np.array(texts, dtype=object)).take(codes), index=raw.index))
     joined = cells[0].str.cat(cells[1:], sep=";")
     return joined.mask(joined.str.strip(";") == "")
 
@@ -888,15 +857,15 @@ def type_columns(raw: pd.DataFrame, columns: Columns) -> pd.DataFrame:
     problems: list[pd.Series] = []
     problem_columns: list[pd.Series] = []  # each problem's column name on its rows: the columns not read
     for name, spec in COLUMNS_BY_NAME.items():
-        if name not in columns:
-            typed[name] = _empty_column(spec.type, raw.index)
+        if name not in columns:  # missing on every line
+            typed[name] = pd.Series(_typed_array(spec.type, [None]).take(np.zeros(len(raw), dtype=np.intp)), index=raw.index)
             continue
         source = columns[name]
         cells = _joined(raw, source) if isinstance(source, tuple) else raw[source]
-        typed[name], found = _parse_distinct(name, spec.type, cells)
-        problems.extend(found)
-        problem_columns.extend(pd.Series(name, index=raw.index, dtype="string").where(p.notna())
-                               for p in found if p.notna().any())
+        typed[name], found = _parse_column(name, spec.type, cells)
+        if found is not None:
+            problems.append(found)
+            problem_columns.append(pd.Series(name, index=raw.index, dtype="string").where(found.notna()))
     frame = pd.DataFrame(typed, index=raw.index)
     frame["unreadable_columns"] = _combine(problem_columns, raw.index, sep=";")
     row_problems = {**_shifted_rows(problems), **_header_rows(raw, columns), **raw.attrs.get("row_problems", {})}

@@ -213,6 +213,17 @@ def test_a_charge_past_64_bit_cents_is_reported_as_written(tmp_path: Path) -> No
     assert str(10**22) in report and "-9223372036854775808" not in report  # 1e20 dollars, in cents
 
 
+@pytest.mark.parametrize("column, cell", [("charge", "+$-5"), ("charge", "+-5"), ("service_date", "0000-01-01")])
+def test_a_value_shaped_like_its_type_but_not_one_is_unreadable(column: str, cell: str, tmp_path: Path) -> None:
+    """Two signs around a dollar sign, or the year 0: reported on its line, not a crash or a date."""
+    header, rows = _read_sample()
+    export = _write(tmp_path / "export.csv", header, [{**rows[0], column: cell}, rows[1]])
+    result = run_cli("run", str(export), "--out", str(tmp_path / "out"), "--run-date", RUN_DATE, "--workers", "1")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    unreadable = [f for f in read_findings(tmp_path / "out") if f["rule_id"] == "INPUT_UNREADABLE_VALUE"]
+    assert [(f["line_no"], f["message"].split(":")[0]) for f in unreadable] == [(1, f"cannot read {column}")]
+
+
 def test_a_repeated_header_row_is_one_damaged_line(tmp_path: Path) -> None:
     """Two exports joined one after another: the second header is a line, reported as what it is."""
     header, rows = _read_sample()
