@@ -90,6 +90,9 @@ CELL_VARIANTS: dict[str, Callable[[Row], Row]] = {
     "codes separated by spaces and pipes": lambda row: {
         **row, "modifiers": row["modifiers"].replace(";", " ").replace(",", " "),
         "dx_codes": row["dx_codes"].replace(";", "|").replace(",", "|")},
+    "modifiers joined by hyphens (GP-59), diagnoses by colons": lambda row: {
+        **row, "modifiers": row["modifiers"].replace(";", "-").replace(",", "-"),
+        "dx_codes": row["dx_codes"].replace(";", ":").replace(",", ":")},
     "lower-case payer ids": lambda row: {**row, "payer_id": row["payer_id"].lower()},
     "pandas floats in modifiers, N/A among the diagnoses": lambda row: {
         **row, "modifiers": ";".join(f"{m}.0" if m.isdigit() else m for m in row["modifiers"].split(";")),
