@@ -695,15 +695,18 @@ def normalise_diagnosis(code: str) -> str:
     return code
 
 
-# `;` and `,` (the contract's), and the spaces, `|`, `:` and `-` other exports put between codes
-# (GP-59): no modifier or ICD-10-CM code holds one.
-_LIST_SEPARATOR = re.compile(r"[;,|:\s-]+")
+# `;` and `,` (the contract's), and the spaces, `|` and `:` other exports put between codes: no
+# modifier or ICD-10-CM code holds one. Modifiers are also joined with `-` (GP-59); in a diagnosis
+# a `-` is a typo for the dot (E11-9), reported as malformed, not split into two codes.
+_LIST_SEPARATOR = re.compile(r"[;,|:\s]+")
+_MODIFIER_SEPARATOR = re.compile(r"[;,|:\s-]+")
 
 
 def _split_list(value: str, diagnosis: bool) -> str | None:
-    """Codes separated by `;`, `,`, spaces, `|`, `:` or `-`, upper-cased, de-duplicated in order, joined with `;`."""
+    """Codes separated by `;`, `,`, spaces, `|` or `:` (modifiers also `-`), upper-cased,
+    de-duplicated in order, joined with `;`."""
     items: list[str] = []
-    for item in _LIST_SEPARATOR.split(value):
+    for item in (_LIST_SEPARATOR if diagnosis else _MODIFIER_SEPARATOR).split(value):
         if item.lower() in _PLACEHOLDER_WORDS:  # "E11.9|N/A": the N/A is no code
             continue
         code = normalise_diagnosis(item) if diagnosis else item.strip().upper()
