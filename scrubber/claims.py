@@ -20,7 +20,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -746,9 +746,16 @@ def _number(text: str) -> float | None:
     return value if math.isfinite(value) else None  # 1e999 is no number either
 
 
+_MS_PER_DAY = 86_400_000
+
+
 def _day(text: str) -> str | None:
     """The date as YYYY-MM-DD, read by the first pattern the text matches; None if none does or the
-    date does not exist (2026-02-30)."""
+    date does not exist (2026-02-30). Thirteen digits that fall on a UTC midnight are epoch
+    milliseconds, as pandas' to_json writes dates by default (1767571200000 is 2026-01-05)."""
+    if len(text) == 13 and text.isascii() and text.isdigit():
+        days, rest = divmod(int(text), _MS_PER_DAY)
+        return (date(1970, 1, 1) + timedelta(days=days)).isoformat() if rest == 0 else None
     for pattern in _DATE_TEXT:
         if found := pattern.match(text):
             year = found["y"] if len(found["y"]) == 4 else ("20" if found["y"] < "69" else "19") + found["y"]

@@ -463,3 +463,22 @@ def test_header_cells_keep_their_spaces_in_the_output(tmp_path: Path) -> None:
     plain, spaced_rows = annotated_rows(tmp_path / "plain"), annotated_rows(tmp_path / "spaced")
     assert spaced_rows[0][: len(spaced)] == spaced
     assert [r[len(spaced):] for r in spaced_rows[1:]] == [r[len(spaced):] for r in plain[1:]]  # the same findings
+
+
+def test_jsonl_with_epoch_millisecond_dates(tmp_path: Path) -> None:
+    """pandas (before 3) writes dates in to_json as epoch milliseconds by default: such an export
+    gets the findings of the same lines as CSV."""
+    sample = Path(__file__).resolve().parents[1] / "samples" / "clinic_export.csv"
+    with sample.open(encoding="utf-8", newline="") as handle:
+        lines = list(csv.DictReader(handle))
+    epoch = dt.date(1970, 1, 1)
+    for line in lines:
+        for column in ("service_date", "submission_date", "order_date"):
+            day = line[column]
+            line[column] = (dt.date.fromisoformat(day) - epoch).days * 86_400_000 if day else None
+    export = tmp_path / "export.jsonl"
+    export.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    expected = run_cli("run", str(sample), "--out", str(tmp_path / "csv"), "--run-date", RUN_DATE)
+    done = run_cli("run", str(export), "--out", str(tmp_path / "jsonl"), "--run-date", RUN_DATE)
+    assert done.returncode == expected.returncode, done.stderr
+    assert read_findings(tmp_path / "jsonl") == read_findings(tmp_path / "csv")
