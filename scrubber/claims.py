@@ -132,10 +132,30 @@ def iter_raw(path: Path, chunk_lines: int | None) -> Iterator[pd.DataFrame]:
 
 
 def check_dataset_folder(path: Path) -> None:
-    """A folder is read as a Parquet dataset: one without .parquet files is an error that says so."""
-    if path.is_dir() and not any(p.name.lower().endswith(".parquet") for p in path.rglob("*") if p.is_file()):
-        raise InputError(f"{path}: a folder is read as a Parquet dataset, and this one holds no .parquet file; "
+    """A folder is read as a Parquet dataset: one without .parquet files is an error that says so.
+    Files under a name starting with `_` or `.` (a Spark job's `_temporary/`) are not the dataset's,
+    as Arrow reads it."""
+    def counted(file: Path) -> bool:
+        parts = file.relative_to(path).parts
+        return file.name.lower().endswith(".parquet") and not any(p.startswith(("_", ".")) for p in parts)
+
+    if path.is_dir() and not any(counted(f) for f in path.rglob("*") if f.is_file()):
+        raise InputError(f"{path}: a folder is read as a Parquet dataset, and this one holds no .parquet file "
+                         "(files under names starting with _ or . are not read); "
                          "give CSV or JSON Lines exports as files")
+
+
+def parquet_dataset(path: Path) -> Any:
+    """A Parquet file or dataset folder as Arrow reads it, with every file's columns (a column only
+    later files have is not dropped) and hive partition keys (`payer_type=medicare/`) as columns."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    found = ds.dataset(path, format="parquet", partitioning="hive")
+    schema = pa.unify_schemas([found.schema, *(pq.read_schema(f) for f in found.files[1:])],
+                              promote_options="permissive")
+    return ds.dataset(path, format="parquet", partitioning="hive", schema=schema)
 
 
 def unreadable(path: Path, exc: Exception) -> InputError:
@@ -145,13 +165,11 @@ def unreadable(path: Path, exc: Exception) -> InputError:
 
 def _parquet_pieces(path: Path, chunk_lines: int | None) -> Iterator[pd.DataFrame]:
     import pyarrow as pa
-    import pyarrow.dataset as ds
-    import pyarrow.parquet as pq
 
+    dataset = parquet_dataset(path)
     if chunk_lines is None:
-        yield _as_text(pq.read_table(path))
+        yield _as_text(dataset.to_table())
         return
-    dataset = ds.dataset(path, format="parquet")
     empty = True
     for batch in dataset.to_batches(batch_size=chunk_lines):
         if batch.num_rows:
@@ -182,6 +200,9 @@ def cell_text(value: Any) -> str | None:
     return str(value)
 
 
+_PANDAS_INDEX = re.compile(r"__index_level_[0-9]+__")
+
+
 def _as_text(table: Any) -> pd.DataFrame:
     """Every column of an Arrow table as text: strings, integers, dates and decimals cast by Arrow
     (an int column with a null stays `30`, not pandas' `30.0`); floats, lists and structs cell by
@@ -194,6 +215,8 @@ def _as_text(table: Any) -> pd.DataFrame:
 
     columns = {}
     for name, column in zip(table.column_names, table.columns, strict=True):
+        if _PANDAS_INDEX.fullmatch(name):  # pandas' own bookkeeping (a filtered frame's index), not data
+            continue
         if pa.types.is_floating(column.type):
             columns[name] = python_text(column)
             continue
@@ -585,7 +608,9 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
             if not isinstance(record, dict):
                 bad.append(number)
                 continue
-            records.append(record)
+            # As text now: a frame built from the values would make an integer key that some
+            # lines lack a float (a 19-digit claim id would lose its last digits).
+            records.append({key: cell_text(value) for key, value in record.items()})
             _merge_keys(columns, known, record)
     if bad:
         rows = ", ".join(str(b) for b in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")

@@ -119,7 +119,9 @@ def test_parquet_file_and_parquet_dataset_folder(tmp_path: Path, scheduler: str)
     for i, start in enumerate(range(0, len(table), step)):
         pq.write_table(table.slice(start, step), dataset / f"part.{i}.parquet")
     assert len(list(dataset.iterdir())) == 4
-    assert_same_as_local([tmp_path / "export.parquet", dataset], tmp_path, scheduler)
+    hive = tmp_path / "hive"  # payer_type=medicare/ folders: the key is a column, read by every engine
+    pq.write_to_dataset(table, hive, partition_cols=["payer_type"])
+    assert_same_as_local([tmp_path / "export.parquet", dataset, hive], tmp_path, scheduler)
 
 
 def test_alternative_export_with_its_mapping(tmp_path: Path, scheduler: str) -> None:

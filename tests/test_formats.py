@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -482,3 +483,66 @@ def test_jsonl_with_epoch_millisecond_dates(tmp_path: Path) -> None:
     done = run_cli("run", str(export), "--out", str(tmp_path / "jsonl"), "--run-date", RUN_DATE)
     assert done.returncode == expected.returncode, done.stderr
     assert read_findings(tmp_path / "jsonl") == read_findings(tmp_path / "csv")
+
+
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "clinic_export.csv"
+
+
+def _sample_frame() -> pd.DataFrame:
+    return pd.read_csv(SAMPLE, dtype=str, keep_default_na=False)
+
+
+def _same_findings_as_csv(export: Path, tmp_path: Path, frame: pd.DataFrame) -> list[list[str]]:
+    """Scrub `export` and the same lines as CSV; the findings must match. Returns the export's annotated rows."""
+    csv_export = tmp_path / "same.csv"
+    frame.to_csv(csv_export, index=False)
+    for name, path in (("csv", csv_export), ("export", export)):
+        done = run_cli("run", str(path), "--out", str(tmp_path / name), "--run-date", RUN_DATE, "--fail-on", "never")
+        assert done.returncode == 0, done.stderr
+    assert read_findings(tmp_path / "export") == read_findings(tmp_path / "csv")
+    return annotated_rows(tmp_path / "export")
+
+
+def test_a_hive_partitioned_dataset_keeps_its_partition_columns(tmp_path: Path) -> None:
+    """payer_type=medicare/ folders, as pandas and Spark write them: the key is the lines' column."""
+    frame = _sample_frame()
+    frame.to_parquet(tmp_path / "dataset", partition_cols=["payer_type"], index=False)
+    # Arrow reads the partitions in folder order: compare with the lines in that order.
+    ordered = pd.concat([frame[frame["payer_type"] == p] for p in sorted(frame["payer_type"].unique())])
+    ordered = ordered[[c for c in frame.columns if c != "payer_type"] + ["payer_type"]]
+    rows = _same_findings_as_csv(tmp_path / "dataset", tmp_path, ordered)
+    assert rows[0][: len(frame.columns)] == list(ordered.columns)
+
+
+def test_a_column_only_later_files_of_a_dataset_have_is_read(tmp_path: Path) -> None:
+    frame = _sample_frame()
+    (tmp_path / "dataset").mkdir()
+    first, rest = frame.iloc[:100], frame.iloc[100:]
+    first.drop(columns=["prior_auth_number"]).to_parquet(tmp_path / "dataset" / "part-0.parquet", index=False)
+    rest.assign(batch_note="late").to_parquet(tmp_path / "dataset" / "part-1.parquet")  # with pandas' index column
+    expected = pd.concat([first.assign(prior_auth_number=None), rest.assign(batch_note="late")])
+    rows = _same_findings_as_csv(tmp_path / "dataset", tmp_path, expected[[*frame.columns, "batch_note"]])
+    assert "prior_auth_number" in rows[0] and "batch_note" in rows[0] and "__index_level_0__" not in rows[0]
+
+
+def test_a_folder_whose_parquet_is_only_under_temporary_is_refused(tmp_path: Path) -> None:
+    """A Spark job still writing (or failed) leaves its files in _temporary/: not an export of no claims."""
+    (tmp_path / "dataset" / "_temporary" / "0").mkdir(parents=True)
+    _sample_frame().to_parquet(tmp_path / "dataset" / "_temporary" / "0" / "part-0.parquet", index=False)
+    done = run_cli("run", str(tmp_path / "dataset"), "--out", str(tmp_path / "out"), "--run-date", RUN_DATE)
+    assert done.returncode == 2 and "holds no .parquet file" in done.stderr, done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_jsonl_integers_past_float_precision_keep_their_digits(tmp_path: Path) -> None:
+    """A 19-digit claim id that some line lacks must not become a float (2.026e+18)."""
+    lines = _sample_frame().head(5).to_dict("records")
+    for i, line in enumerate(lines):
+        line["claim_id"] = 2026000000000000000 + i
+    del lines[2]["claim_id"]
+    export = tmp_path / "export.jsonl"
+    export.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    run_cli("run", str(export), "--out", str(tmp_path / "out"), "--run-date", RUN_DATE, "--fail-on", "never")
+    rows = annotated_rows(tmp_path / "out")
+    ids = [r[rows[0].index("claim_id")] for r in rows[1:]]
+    assert ids == ["2026000000000000000", "2026000000000000001", "", "2026000000000000003", "2026000000000000004"]
