@@ -205,8 +205,8 @@ _PANDAS_INDEX = re.compile(r"__index_level_[0-9]+__")
 
 def _as_text(table: Any) -> pd.DataFrame:
     """Every column of an Arrow table as text: strings, integers, dates and decimals cast by Arrow
-    (an int column with a null stays `30`, not pandas' `30.0`); floats, lists and structs cell by
-    cell (`cell_text`)."""
+    (an int column with a null stays `30`, not pandas' `30.0`); a timestamp at midnight as its date;
+    floats, lists and structs cell by cell (`cell_text`)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -219,6 +219,11 @@ def _as_text(table: Any) -> pd.DataFrame:
             continue
         if pa.types.is_floating(column.type):
             columns[name] = python_text(column)
+            continue
+        if pa.types.is_timestamp(column.type) and column.type.tz is None:
+            # A date stored as a timestamp (pandas' datetime64) is the date, as pandas' to_csv writes it.
+            midnight = pc.fill_null(pc.equal(pc.cast(pc.cast(column, pa.date32()), column.type), column), False)
+            columns[name] = pc.if_else(midnight, pc.strftime(column, format="%Y-%m-%d"), pc.cast(column, pa.string()))
             continue
         try:
             columns[name] = pc.cast(column, pa.string())

@@ -546,3 +546,14 @@ def test_jsonl_integers_past_float_precision_keep_their_digits(tmp_path: Path) -
     rows = annotated_rows(tmp_path / "out")
     ids = [r[rows[0].index("claim_id")] for r in rows[1:]]
     assert ids == ["2026000000000000000", "2026000000000000001", "", "2026000000000000003", "2026000000000000004"]
+
+
+def test_pandas_datetime_dates_in_parquet_read_and_show_as_dates(tmp_path: Path) -> None:
+    """pandas stores dates as timestamps: at midnight each is the date, as the CSV export holds it."""
+    frame = _sample_frame()
+    typed = frame.copy()
+    for column in ("service_date", "submission_date", "order_date"):
+        typed[column] = pd.to_datetime(typed[column].replace("", None))
+    typed.to_parquet(tmp_path / "export.parquet", index=False)
+    rows = _same_findings_as_csv(tmp_path / "export.parquet", tmp_path, frame)
+    assert rows == annotated_rows(tmp_path / "csv")
