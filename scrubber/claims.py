@@ -153,8 +153,13 @@ def parquet_dataset(path: Path) -> Any:
     import pyarrow.parquet as pq
 
     found = ds.dataset(path, format="parquet", partitioning="hive")
-    schema = pa.unify_schemas([found.schema, *(pq.read_schema(f) for f in found.files[1:])],
-                              promote_options="permissive")
+    schema = found.schema
+    for file in found.files[1:]:
+        try:
+            schema = pa.unify_schemas([schema, pq.read_schema(file)], promote_options="permissive")
+        except pa.ArrowTypeError as exc:  # Arrow names the column and the two types, never a value
+            raise InputError(f"{file}: a column's type differs from the dataset's earlier files ({exc}); "
+                             "write the column with one type in every file") from None
     return ds.dataset(path, format="parquet", partitioning="hive", schema=schema)
 
 

@@ -557,3 +557,14 @@ def test_pandas_datetime_dates_in_parquet_read_and_show_as_dates(tmp_path: Path)
     typed.to_parquet(tmp_path / "export.parquet", index=False)
     rows = _same_findings_as_csv(tmp_path / "export.parquet", tmp_path, frame)
     assert rows == annotated_rows(tmp_path / "csv")
+
+
+def test_a_dataset_whose_files_disagree_on_a_column_type_is_refused_naming_them(tmp_path: Path) -> None:
+    frame = _sample_frame()
+    (tmp_path / "dataset").mkdir()
+    frame.iloc[:100].astype({"units": int}).to_parquet(tmp_path / "dataset" / "a.parquet", index=False)
+    frame.iloc[100:].assign(patient_id=SENTINEL).to_parquet(tmp_path / "dataset" / "b.parquet", index=False)
+    done = run_cli("run", str(tmp_path / "dataset"), "--out", str(tmp_path / "out"))
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "b.parquet: a column's type differs" in done.stderr and "Field units" in done.stderr
+    assert SENTINEL not in done.stderr and not (tmp_path / "out").exists()
