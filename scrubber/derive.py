@@ -663,9 +663,23 @@ def _sessions(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
 
 
 # -- duplicates -----------------------------------------------------------------------------------
+_SERVICE = ("patient_id", "service_date", "cpt", "units", "rendering_npi")  # and the modifiers, in any order
+
+
+def _services(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lines grouped by the service they bill: (service group of each line, first line of each
+    group, whether the line has every part of the service key)."""
+    mods = _map_unique(frame["modifiers"], lambda m: ";".join(sorted(_items(m))))
+    keys = [frame[c] for c in _SERVICE]
+    complete = np.logical_and.reduce([k.notna().to_numpy() for k in keys])
+    group, first = distinct_rows([(codes, len(uniques)) for codes, uniques in
+                                  (pd.factorize(k, use_na_sentinel=True) for k in [*keys, mods])])
+    return group, first, complete
+
+
 @family(
     "duplicates",
-    reads=("claim_id", "line_no", "patient_id", "service_date", "cpt", "modifiers", "units", "rendering_npi"),
+    reads=("claim_id", "line_no", *_SERVICE, "modifiers"),
     data=(),
     fields=[
         ("duplicate_of", T.TEXT, "claim_id:line_no of an earlier line with the same patient, date, code, modifiers, units and rendering NPI"),
@@ -673,11 +687,7 @@ def _sessions(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     scope="patient",
 )
 def _duplicates(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
-    mods = _map_unique(frame["modifiers"], lambda m: ";".join(sorted(_items(m))))
-    keys = [frame[c] for c in ("patient_id", "service_date", "cpt", "units", "rendering_npi")]
-    complete = np.logical_and.reduce([k.notna().to_numpy() for k in keys])
-    group, first = distinct_rows([(codes, len(uniques)) for codes, uniques in
-                                  (pd.factorize(k, use_na_sentinel=True) for k in [*keys, mods])])
+    group, first, complete = _services(frame)
     first_pos = first[group]  # the first line of each line's group
     earlier = (first_pos != np.arange(len(frame))) & complete
     # The label of the earlier line, built only for the duplicates.
@@ -691,16 +701,22 @@ def _duplicates(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]
 
 @family(
     "line_keys",
-    reads=("claim_id", "line_no"),
+    reads=("claim_id", "line_no", *_SERVICE, "modifiers"),
     data=(),
-    fields=[("line_key_count", T.INT, "how many lines in the batch share this line's claim_id and line_no")],
+    fields=[("line_key_count", T.INT, "how many lines in the batch share this line's claim_id and line_no"),
+            ("line_key_services", T.INT, "how many different services (patient, date, code, modifiers, units, "
+                                         "rendering NPI) those lines bill")],
     scope="batch",
     key="claim_id",
 )
 def _line_keys(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
-    group = frame.groupby(["claim_id", "line_no"], dropna=False, sort=False).ngroup().to_numpy()
-    count = np.bincount(group, minlength=1)[group] if len(group) else np.zeros(0, dtype=np.int64)
-    return {"line_key_count": pd.Series(count, index=frame.index, dtype="Int64")}
+    key = frame.groupby(["claim_id", "line_no"], dropna=False, sort=False).ngroup().to_numpy()
+    count = np.bincount(key, minlength=1)[key] if len(key) else np.zeros(0, dtype=np.int64)
+    service, _, _ = _services(frame)
+    pair, first = distinct_rows([(key, int(key.max(initial=-1)) + 1), (service, int(service.max(initial=-1)) + 1)])
+    services = np.bincount(key[first], minlength=int(key.max(initial=-1)) + 1)[key]  # distinct pairs per key
+    return {"line_key_count": pd.Series(count, index=frame.index, dtype="Int64"),
+            "line_key_services": pd.Series(services, index=frame.index, dtype="Int64")}
 
 
 # -- same-day bundling ----------------------------------------------------------------------------
