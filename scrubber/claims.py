@@ -131,15 +131,23 @@ def iter_raw(path: Path, chunk_lines: int | None) -> Iterator[pd.DataFrame]:
         raise unreadable(path, exc) from None
 
 
-def check_dataset_folder(path: Path) -> None:
-    """A folder is read as a Parquet dataset: one without .parquet files is an error that says so.
-    Files under a name starting with `_` or `.` (a Spark job's `_temporary/`) are not the dataset's,
-    as Arrow reads it."""
+def _dataset_files(path: Path) -> list[Path]:
+    """A Parquet input's files: the file itself, or a folder's .parquet files in path order, leaving
+    out names starting with `_` or `.` (a Spark job's `_temporary/`, `.crc` files) and other files
+    (a README or a manifest beside the data)."""
+    if not path.is_dir():
+        return [path]
+
     def counted(file: Path) -> bool:
         parts = file.relative_to(path).parts
         return file.name.lower().endswith(".parquet") and not any(p.startswith(("_", ".")) for p in parts)
 
-    if path.is_dir() and not any(counted(f) for f in path.rglob("*") if f.is_file()):
+    return sorted(f for f in path.rglob("*") if f.is_file() and counted(f))
+
+
+def check_dataset_folder(path: Path) -> None:
+    """A folder is read as a Parquet dataset: one without .parquet files is an error that says so."""
+    if path.is_dir() and not _dataset_files(path):
         raise InputError(f"{path}: a folder is read as a Parquet dataset, and this one holds no .parquet file "
                          "(files under names starting with _ or . are not read); "
                          "give CSV or JSON Lines exports as files")
@@ -152,15 +160,17 @@ def parquet_dataset(path: Path) -> Any:
     import pyarrow.dataset as ds
     import pyarrow.parquet as pq
 
-    found = ds.dataset(path, format="parquet", partitioning="hive")
+    files = [str(f) for f in _dataset_files(path)]
+    base = {"partition_base_dir": str(path)} if path.is_dir() else {}
+    found = ds.dataset(files, format="parquet", partitioning="hive", **base)
     schema = found.schema
-    for file in found.files[1:]:
+    for file in files[1:]:
         try:
             schema = pa.unify_schemas([schema, pq.read_schema(file)], promote_options="permissive")
         except pa.ArrowTypeError as exc:  # Arrow names the column and the two types, never a value
             raise InputError(f"{file}: a column's type differs from the dataset's earlier files ({exc}); "
                              "write the column with one type in every file") from None
-    return ds.dataset(path, format="parquet", partitioning="hive", schema=schema)
+    return ds.dataset(files, format="parquet", partitioning="hive", schema=schema, **base)
 
 
 def unreadable(path: Path, exc: Exception) -> InputError:

@@ -507,6 +507,8 @@ def test_a_hive_partitioned_dataset_keeps_its_partition_columns(tmp_path: Path) 
     """payer_type=medicare/ folders, as pandas and Spark write them: the key is the lines' column."""
     frame = _sample_frame()
     frame.to_parquet(tmp_path / "dataset", partition_cols=["payer_type"], index=False)
+    (tmp_path / "dataset" / "README.txt").write_text("monthly export\n", encoding="utf-8")  # not data
+    (tmp_path / "dataset" / "_SUCCESS").write_text("", encoding="utf-8")
     # Arrow reads the partitions in folder order: compare with the lines in that order.
     ordered = pd.concat([frame[frame["payer_type"] == p] for p in sorted(frame["payer_type"].unique())])
     ordered = ordered[[c for c in frame.columns if c != "payer_type"] + ["payer_type"]]
