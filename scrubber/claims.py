@@ -161,8 +161,9 @@ def parquet_dataset(path: Path) -> Any:
     import pyarrow.parquet as pq
 
     files = [str(f) for f in _dataset_files(path)]
-    base = {"partition_base_dir": str(path)} if path.is_dir() else {}
-    found = ds.dataset(files, format="parquet", partitioning="hive", **base)
+    # Partition keys from the folders below the dataset's own (a single file's folders are not read as keys).
+    base = {"partitioning": "hive", "partition_base_dir": str(path)} if path.is_dir() else {}
+    found = ds.dataset(files, format="parquet", **base)
     schema = found.schema
     for file in files[1:]:
         try:
@@ -170,7 +171,7 @@ def parquet_dataset(path: Path) -> Any:
         except pa.ArrowTypeError as exc:  # Arrow names the column and the two types, never a value
             raise InputError(f"{file}: a column's type differs from the dataset's earlier files ({exc}); "
                              "write the column with one type in every file") from None
-    return ds.dataset(files, format="parquet", partitioning="hive", schema=schema, **base)
+    return ds.dataset(files, format="parquet", schema=schema, **base)
 
 
 def unreadable(path: Path, exc: Exception) -> InputError:

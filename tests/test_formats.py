@@ -516,6 +516,15 @@ def test_a_hive_partitioned_dataset_keeps_its_partition_columns(tmp_path: Path) 
     assert rows[0][: len(frame.columns)] == list(ordered.columns)
 
 
+def test_a_single_parquet_file_in_a_key_named_folder_gains_no_column(tmp_path: Path) -> None:
+    """Only a dataset folder's own subfolders are partition keys: a file given alone keeps its columns."""
+    frame = _sample_frame()
+    (tmp_path / "month=2026-09").mkdir()
+    frame.to_parquet(tmp_path / "month=2026-09" / "export.parquet", index=False)
+    rows = _same_findings_as_csv(tmp_path / "month=2026-09" / "export.parquet", tmp_path, frame)
+    assert rows[0][: -len(SCRUB_COLUMNS)] == list(frame.columns)
+
+
 def test_a_column_only_later_files_of_a_dataset_have_is_read(tmp_path: Path) -> None:
     frame = _sample_frame()
     (tmp_path / "dataset").mkdir()
