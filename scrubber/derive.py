@@ -713,8 +713,9 @@ def _line_keys(frame: pd.DataFrame, ctx: DeriveContext) -> dict[str, pd.Series]:
     key = frame.groupby(["claim_id", "line_no"], dropna=False, sort=False).ngroup().to_numpy()
     count = np.bincount(key, minlength=1)[key] if len(key) else np.zeros(0, dtype=np.int64)
     service, _, _ = _services(frame)
-    pair, first = distinct_rows([(key, int(key.max(initial=-1)) + 1), (service, int(service.max(initial=-1)) + 1)])
-    services = np.bincount(key[first], minlength=int(key.max(initial=-1)) + 1)[key]  # distinct pairs per key
+    keys = int(key.max(initial=-1)) + 1
+    _, first = distinct_rows([(key, keys), (service, int(service.max(initial=-1)) + 1)])  # (key, service) pairs
+    services = np.bincount(key[first], minlength=keys)[key]  # each key's number of pairs
     return {"line_key_count": pd.Series(count, index=frame.index, dtype="Int64"),
             "line_key_services": pd.Series(services, index=frame.index, dtype="Int64")}
 
