@@ -115,7 +115,6 @@ def iter_raw(path: Path, chunk_lines: int | None) -> Iterator[pd.DataFrame]:
         raise InputError(f"{path}: no such file")
     if not (name.endswith((".parquet", ".jsonl", ".ndjson", ".csv", ".csv.gz")) or path.is_dir()):
         raise InputError(f"{path}: unknown file type; expected .csv, .csv.gz, .parquet, .jsonl or a Parquet dataset folder")
-    check_dataset_folder(path)
     try:
         if name.endswith(".parquet") or path.is_dir():  # a folder is a Parquet dataset
             yield from _parquet_pieces(path, chunk_lines)
@@ -134,7 +133,7 @@ def iter_raw(path: Path, chunk_lines: int | None) -> Iterator[pd.DataFrame]:
 def _dataset_files(path: Path) -> list[Path]:
     """A Parquet input's files: the file itself, or a folder's .parquet files in path order, leaving
     out names starting with `_` or `.` (a Spark job's `_temporary/`, `.crc` files) and other files
-    (a README or a manifest beside the data)."""
+    (a README or a manifest beside the data). A folder without any is an error that says so."""
     if not path.is_dir():
         return [path]
 
@@ -142,15 +141,12 @@ def _dataset_files(path: Path) -> list[Path]:
         parts = file.relative_to(path).parts
         return file.name.lower().endswith(".parquet") and not any(p.startswith(("_", ".")) for p in parts)
 
-    return sorted(f for f in path.rglob("*") if f.is_file() and counted(f))
-
-
-def check_dataset_folder(path: Path) -> None:
-    """A folder is read as a Parquet dataset: one without .parquet files is an error that says so."""
-    if path.is_dir() and not _dataset_files(path):
+    files = sorted(f for f in path.rglob("*") if f.is_file() and counted(f))
+    if not files:
         raise InputError(f"{path}: a folder is read as a Parquet dataset, and this one holds no .parquet file "
                          "(files under names starting with _ or . are not read); "
                          "give CSV or JSON Lines exports as files")
+    return files
 
 
 def parquet_dataset(path: Path) -> Any:

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from scrubber import __version__
-from scrubber.claims import (ClaimBatch, Mapping, _as_text, apply_mapping, batch_of, check_dataset_folder, parquet_dataset,
+from scrubber.claims import (ClaimBatch, Mapping, _as_text, apply_mapping, batch_of, parquet_dataset,
                              read_raw, type_columns, unreadable)
 from scrubber.derive import FAMILIES, DeriveContext, derive
 from scrubber.errors import InputError, ScrubberError
@@ -149,8 +149,7 @@ def _parts(path: Path) -> list[InputPart] | InputError:
     if not (path.exists() and (path.is_dir() or path.name.lower().endswith(".parquet"))):
         return [InputPart(path)]  # read_raw reads it whole, or says why it cannot
     try:
-        check_dataset_folder(path)
-        dataset = parquet_dataset(path)  # what read_raw reads, file by file
+        dataset = parquet_dataset(path)  # what read_raw reads, file by file (or says why it cannot)
         return [InputPart(path, fragment, dataset.schema) for fragment in dataset.get_fragments()]
     except InputError as exc:
         return exc
