@@ -766,6 +766,8 @@ def _cell_text(cell: Any) -> str | None:
     text = (cell if type(cell) is str else str(cell)).strip()
     if text.startswith('="') and (excel := _EXCEL_TEXT.fullmatch(text)):
         text = excel.group(1).strip()
+    elif text.startswith("'"):  # '02: the apostrophe a spreadsheet user types to keep a value as text
+        text = text[1:].strip()
     return None if text.lower() in ("", _NULL_WORD) else text
 
 

@@ -94,6 +94,9 @@ CELL_VARIANTS: dict[str, Callable[[Row], Row]] = {
         **row, "modifiers": row["modifiers"].replace(";", "-").replace(",", "-"),
         "dx_codes": row["dx_codes"].replace(";", ":").replace(",", ":")},
     "lower-case payer ids": lambda row: {**row, "payer_id": row["payer_id"].lower()},
+    "a spreadsheet's text apostrophe before codes and ids ('02)": lambda row: {
+        **row, **{c: "'" + row[c] for c in ("cpt", "pos", "rendering_npi", "referring_npi", "dx_codes", "service_date")
+                  if row[c]}},
     "pandas floats in modifiers, N/A among the diagnoses": lambda row: {
         **row, "modifiers": ";".join(f"{m}.0" if m.isdigit() else m for m in row["modifiers"].split(";")),
         "dx_codes": row["dx_codes"] + ";N/A" if row["dx_codes"] else row["dx_codes"]},
