@@ -20,7 +20,7 @@ import pandas as pd
 
 from scrubber.claims import mentions, string_array
 from scrubber.distinct import distinct_rows
-from scrubber.fields import FieldType
+from scrubber.fields import COLUMNS_BY_NAME, FieldType
 from scrubber.reference import ReferenceData
 
 T = FieldType
@@ -82,6 +82,15 @@ def family(name: str, reads: tuple[str, ...], data: tuple[str, ...], fields: lis
         return fn
 
     return register
+
+
+def export_columns_behind(field: str) -> tuple[str, ...]:
+    """The export columns a field's value comes from: itself, or its derived family's inputs
+    (none for the reader's own fields, such as unreadable_columns)."""
+    if field in COLUMNS_BY_NAME:
+        return (field,)
+    spec = DERIVED.get(field)
+    return FAMILIES[spec.family].reads if spec and spec.family in FAMILIES else ()
 
 
 def derive(frame: pd.DataFrame, ctx: DeriveContext, wanted: set[str], scopes: tuple[str, ...] = SCOPES) -> pd.DataFrame:

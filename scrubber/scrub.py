@@ -16,7 +16,7 @@ import pandas as pd
 from scrubber import engine
 from scrubber.claims import DAMAGED_ROW, DIAGNOSIS_FIELDS, ClaimBatch
 from scrubber.compile import CompiledRule, compile_condition
-from scrubber.derive import ICD_PATTERN, DeriveContext, derive
+from scrubber.derive import ICD_PATTERN, DeriveContext, derive, export_columns_behind
 from scrubber.distinct import distinct_rows
 from scrubber.fields import FieldType
 from scrubber.loader import RulePack, field_types
@@ -28,14 +28,23 @@ INPUT_PROBLEM_CAUSE = "invalid_input"
 FINDING_COLUMNS = ["row", "claim_id", "line_no", "rule_id", "cause", "severity", "carc", "message", "fix"]
 
 
+UNREADABLE_COLUMNS = "unreadable_columns"
+
+
 def rule_condition(rule: Rule) -> Any:
-    """The rule's condition, with its effective dates as conditions on service_date."""
-    dated = []
+    """The rule's condition, with its effective dates as conditions on service_date, and, but for
+    input-problem rules, no unreadable value in the export columns it reads, itself or through a
+    derived field: a value that cannot be read is INPUT_UNREADABLE_VALUE's finding, never taken as
+    empty ("referring_npi is empty", two lines with line_no `1a` as one line key)."""
+    extra = []
     if rule.effective_from:
-        dated.append(Leaf("service_date", Op.GE, rule.effective_from))
+        extra.append(Leaf("service_date", Op.GE, rule.effective_from))
     if rule.effective_to:
-        dated.append(Leaf("service_date", Op.LE, rule.effective_to))
-    return All((*dated, rule.when)) if dated else rule.when
+        extra.append(Leaf("service_date", Op.LE, rule.effective_to))
+    columns = tuple(sorted(set().union(*(export_columns_behind(f) for f in rule.when.fields()))))
+    if columns and rule.cause != INPUT_PROBLEM_CAUSE:
+        extra.append(Leaf(UNREADABLE_COLUMNS, Op.HAS_NONE, columns))
+    return All((*extra, rule.when)) if extra else rule.when
 
 
 def compiled_rule(pack: RulePack, rule: Rule) -> CompiledRule:

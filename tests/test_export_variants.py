@@ -230,6 +230,30 @@ def test_a_value_shaped_like_its_type_but_not_one_is_unreadable(column: str, cel
     assert [(f["line_no"], f["message"].split(":")[0]) for f in unreadable] == [(1, f"cannot read {column}")]
 
 
+@pytest.mark.parametrize("column, cell", [
+    ("referring_npi", "1" * 1200), ("rendering_taxonomy", "X" * 1200), ("curriculum_id", "A" * 1200),
+    ("dx_codes", ";".join(["E11.9"] * 250)), ("group_size", "three"), ("minutes", "an hour"), ("units", "two"),
+    ("service_date", "2026-13-45"), ("order_date", "yesterday"), ("submission_date", "2026-02-30"),
+    ("payer_type", "Tricare"), ("modifiers", "G" * 1200), ("session_id", "S" * 1200), ("line_no", "1a"),
+])
+def test_an_unreadable_value_adds_no_finding_but_its_own(
+    column: str, cell: str, canonical: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    """A value that cannot be read is reported as such, never taken as empty ("referring_npi is
+    empty", "billed with no diagnosis code"): every line's other findings are the ones it has with
+    the value left as it was."""
+    header, rows = _read_sample()
+    export = _write(tmp_path / "export.csv", header, [{**r, column: cell} if r[column] else r for r in rows])
+    changed = [r[column] != "" for r in rows]
+    assert sum(changed) > 10
+    for (status, rule_ids), (_, before), was_changed in zip(_scrub(export, tmp_path / "out"), canonical, changed,
+                                                            strict=True):
+        ids = set(rule_ids.split(";")) - {""}
+        if was_changed:
+            assert "INPUT_UNREADABLE_VALUE" in ids and status == "deny"
+            assert ids - {"INPUT_UNREADABLE_VALUE"} <= set(before.split(";")), (column, rule_ids, before)
+
+
 def test_a_repeated_header_row_is_one_damaged_line(tmp_path: Path) -> None:
     """Two exports joined one after another: the second header is a line, reported as what it is."""
     header, rows = _read_sample()
