@@ -84,4 +84,5 @@ CAUSES = (
     "documentation",
     "invalid_input",
 )
+INPUT_PROBLEM_CAUSE = "invalid_input"  # the export itself is wrong: its rules read what the reader found
 SEVERITIES = ("deny", "at-risk")

@@ -19,6 +19,7 @@ import pandas as pd
 from scrubber import output, progress
 from scrubber.claims import ClaimBatch, Mapping, Piece, batch_of, estimate_lines, iter_pieces, load_mapping, sources_of
 from scrubber.errors import ConfigProblem, InputError, RuleConfigError
+from scrubber.fields import INPUT_PROBLEM_CAUSE
 from scrubber.junit import render_junit
 from scrubber.loader import BUNDLED_RULES, RulePack, load_pack
 from scrubber.memory import release_memory
@@ -68,7 +69,9 @@ def _run(inputs: list[Path], out: Path, rules_dirs: list[Path], mapping: Path | 
     started = datetime.now(UTC)
     clock = time.perf_counter()
     with stage("load rules"):
-        pack = load_pack(rules_dirs or [BUNDLED_RULES], select, ignore)
+        # --select keeps the invalid_input rules (only --ignore drops them): the selected rules do not
+        # judge a value that cannot be read, so without them its line would pass as clean.
+        pack = load_pack(rules_dirs or [BUNDLED_RULES], [*select, INPUT_PROBLEM_CAUSE] if select else [], ignore)
         baseline_checked = _check_baseline(pack, aside=workers > 1 and engine == "local")
     if engine == "dask":
         baseline_checked()

@@ -18,13 +18,12 @@ from scrubber.claims import DAMAGED_ROW, DIAGNOSIS_FIELDS, ClaimBatch
 from scrubber.compile import CompiledRule, compile_condition
 from scrubber.derive import ICD_PATTERN, DeriveContext, derive, export_columns_behind
 from scrubber.distinct import distinct_rows
-from scrubber.fields import FieldType
+from scrubber.fields import INPUT_PROBLEM_CAUSE, FieldType
 from scrubber.loader import RulePack, field_types
 from scrubber.model import All, Leaf, Op, Rule
 from scrubber.progress import stage
 
 PARALLEL_MIN_LINES = 20_000
-INPUT_PROBLEM_CAUSE = "invalid_input"
 FINDING_COLUMNS = ["row", "claim_id", "line_no", "rule_id", "cause", "severity", "carc", "message", "fix"]
 
 

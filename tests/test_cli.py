@@ -220,6 +220,19 @@ def test_select_limits_the_run_to_the_chosen_rules(rules_dir: Path, tmp_path: Pa
     assert [f["rule_id"] for f in read_findings(tmp_path / "out")] == ["TST_CURRICULUM_MISSING"]
 
 
+def test_select_keeps_the_input_problem_rules_and_ignore_drops_them(tmp_path: Path) -> None:
+    """A pipeline gating on one cause must not pass a line whose values that cause needs cannot be read."""
+    export = write_csv(tmp_path / "export.csv", [line(1, cpt="98961", group_size="three")])
+    selected = run_cli("run", str(export), "--out", str(tmp_path / "selected"), "--select", "group_code",
+                       "--run-date", "2026-09-20")
+    assert selected.returncode == 1, selected.stderr
+    assert [f["rule_id"] for f in read_findings(tmp_path / "selected")] == ["INPUT_UNREADABLE_VALUE"]
+    ignored = run_cli("run", str(export), "--out", str(tmp_path / "ignored"), "--select", "group_code",
+                      "--ignore", "invalid_input", "--run-date", "2026-09-20")
+    assert ignored.returncode == 0, ignored.stderr
+    assert read_findings(tmp_path / "ignored") == []
+
+
 # -- exit code 2: nothing written ------------------------------------------------------------------
 def _export(tmp_path: Path, rows: list[dict[str, str]] | None = None, **kw: Any) -> Path:
     return write_csv(tmp_path / "export.csv", rows or [line(1), line(2, units=5)], **kw)
