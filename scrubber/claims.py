@@ -905,8 +905,10 @@ def _joined(raw: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
     return joined.mask(joined.str.strip(";") == "")
 
 
-def type_columns(raw: pd.DataFrame, columns: Columns) -> pd.DataFrame:
-    """Parse the canonical columns; add `unreadable_values`, `unreadable_columns` and `missing_required`."""
+def type_columns(raw: pd.DataFrame, columns: Columns, place: tuple[str, int] = ("the export", 1)) -> pd.DataFrame:
+    """Parse the canonical columns; add `unreadable_values`, `unreadable_columns` and `missing_required`.
+    `place`: the file the lines are from and the number of the first one among the file's lines
+    (from 1), which a damaged row's finding names: it has no claim id to be found by."""
     typed: dict[str, pd.Series] = {}
     problems: list[pd.Series] = []
     problem_columns: list[pd.Series] = []  # each problem's column name on its rows: the columns not read
@@ -934,7 +936,9 @@ def type_columns(raw: pd.DataFrame, columns: Columns) -> pd.DataFrame:
         failed = [names.where(damaged) for names in problem_columns]
         problems = [p.mask(damaged) for p in problems]
         row_problem = pd.Series(pd.NA, index=raw.index, dtype="string")
-        row_problem.iloc[list(row_problems)] = list(row_problems.values())
+        file, first = place
+        row_problem.iloc[list(row_problems)] = [  # "row: has 26 cells" -> "row 7 of export.csv: has 26 cells"
+            f"row {first + i} of {file}{text.removeprefix('row')}" for i, text in row_problems.items()]
         columns = _combine(failed, raw.index, sep=", ")
         problems.insert(0, row_problem.where(columns.isna(), row_problem + "; unreadable: " + columns))
     frame["unreadable_values"] = _combine(problems, raw.index)
@@ -1024,20 +1028,23 @@ class Piece:
 
     file_index: int  # which input file, in command-line order
     file: str
+    first_row: int  # the number of its first line among the file's lines, from 1
     raw: pd.DataFrame
     columns: Columns  # canonical name -> raw column(s) (apply_mapping)
 
     @functools.cached_property
     def typed(self) -> pd.DataFrame:
         """The typed lines, parsed when first asked for (a streamed run types its pieces in workers)."""
-        return type_columns(self.raw, self.columns)
+        return type_columns(self.raw, self.columns, (self.file, self.first_row))
 
 
 def iter_pieces(paths: list[Path], mapping: Mapping, chunk_lines: int | None) -> Iterator[Piece]:
     """Every input file in order, in typed pieces of about `chunk_lines` lines (see iter_raw)."""
     for index, path in enumerate(paths):
+        first_row = 1
         for raw in iter_raw(path, chunk_lines):
-            yield Piece(index, path.name, raw, apply_mapping(raw, mapping, path))
+            yield Piece(index, path.name, first_row, raw, apply_mapping(raw, mapping, path))
+            first_row += len(raw)
 
 
 def sources_of(pieces: list[Piece]) -> list[tuple[str, int]]:

@@ -48,6 +48,7 @@ class InputPart:
     path: Path  # the input as given on the command line: errors name it
     fragment: Any = None  # a pyarrow Parquet fragment of `path`
     schema: Any = None  # the Parquet dataset's schema, which every fragment is read with
+    first_row: int = 1  # the number of the fragment's first line among the input's lines
 
 
 def read_and_scrub(inputs: list[Path], mapping: Mapping, pack: RulePack, run_date: date,
@@ -150,7 +151,11 @@ def _parts(path: Path) -> list[InputPart] | InputError:
         return [InputPart(path)]  # read_raw reads it whole, or says why it cannot
     try:
         dataset = parquet_dataset(path)  # what read_raw reads, file by file (or says why it cannot)
-        return [InputPart(path, fragment, dataset.schema) for fragment in dataset.get_fragments()]
+        parts, first_row = [], 1
+        for fragment in dataset.get_fragments():
+            parts.append(InputPart(path, fragment, dataset.schema, first_row))
+            first_row += fragment.count_rows()  # from the file's footer
+        return parts
     except InputError as exc:
         return exc
     except Exception as exc:
@@ -182,7 +187,7 @@ def _read(part: InputPart, mapping: Mapping) -> tuple[pd.DataFrame, pd.DataFrame
             raw = _as_text(part.fragment.to_table(schema=part.schema))
         except Exception as exc:
             raise unreadable(part.path, exc) from None
-    return raw, type_columns(raw, apply_mapping(raw, mapping, part.path))
+    return raw, type_columns(raw, apply_mapping(raw, mapping, part.path), (part.path.name, part.first_row))
 
 
 def _length(read: tuple[pd.DataFrame, pd.DataFrame]) -> int:

@@ -178,6 +178,7 @@ def _spill_raw(spill: _Spill, index: int, raw: pd.DataFrame) -> None:
 class _PieceInfo:
     file_index: int
     file: str
+    first_row: int  # the number of its first line among the file's lines, from 1
     start: int  # row of its first line in the whole input
     lines: int
     columns: list[str]  # its raw column names
@@ -194,7 +195,7 @@ def _type_piece(task: tuple[int, _PieceInfo, Columns, dict[int, str], tuple[int,
     raw = spill.read([(f"raw-{index}", np.array([0, info.lines]))])
     raw.columns = info.columns
     raw.attrs["row_problems"] = row_problems  # damaged rows the reader found (claims.type_columns)
-    typed = type_columns(raw, columns)
+    typed = type_columns(raw, columns, (info.file, info.first_row))
     typed[ROW] = np.arange(info.start, info.start + info.lines, dtype=np.int64)
     bucket = shard_of(typed["patient_id"], buckets).astype(np.int64)
     typed[BUCKET] = bucket
@@ -397,7 +398,8 @@ def scrub_streamed(pieces: Iterator[Piece], pack: RulePack, run_date: date, work
                 typing: list[Any] = []
                 for index, piece in enumerate(pieces):
                     _spill_raw(spill, index, piece.raw)
-                    info = _PieceInfo(piece.file_index, piece.file, start, len(piece.raw), list(piece.raw.columns))
+                    info = _PieceInfo(piece.file_index, piece.file, piece.first_row, start, len(piece.raw),
+                                      list(piece.raw.columns))
                     task = (index, info, piece.columns, piece.raw.attrs.get("row_problems", {}),
                             (layout.buckets, layout.key_buckets, tuple(layout.keyed)))
                     typing.append(pool.submit(_type_piece, task) if pool else task)

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
@@ -122,6 +123,29 @@ def test_parquet_file_and_parquet_dataset_folder(tmp_path: Path, scheduler: str)
     hive = tmp_path / "hive"  # payer_type=medicare/ folders: the key is a column, read by every engine
     pq.write_to_dataset(table, hive, partition_cols=["payer_type"])
     assert_same_as_local([tmp_path / "export.parquet", dataset, hive], tmp_path, scheduler)
+
+
+def test_a_damaged_line_in_a_later_file_of_a_dataset_is_named_by_its_row(tmp_path: Path, scheduler: str) -> None:
+    """A line with unreadable values in two columns (shifted cells) has no claim id to be found by:
+    its finding names its row among the dataset's lines, the same on every engine."""
+    table = pacsv.read_csv(SAMPLES / "clinic_export.csv", convert_options=pacsv.ConvertOptions(
+        column_types={name: pa.string() for name in pacsv.read_csv(SAMPLES / "clinic_export.csv").column_names}))
+    damaged = 250  # 0-based: the dataset's line 251, in its third file
+    units = table.column("units").to_pylist()
+    minutes = table.column("minutes").to_pylist()
+    units[damaged], minutes[damaged] = "two", "ten"
+    table = table.set_column(table.schema.get_field_index("units"), "units", pa.array(units, pa.string()))
+    table = table.set_column(table.schema.get_field_index("minutes"), "minutes", pa.array(minutes, pa.string()))
+    dataset = tmp_path / "dataset"
+    dataset.mkdir()
+    for i, start in enumerate(range(0, len(table), 120)):
+        pq.write_table(table.slice(start, 120), dataset / f"part.{i}.parquet")
+    assert_same_as_local([dataset], tmp_path, scheduler)
+    findings = (tmp_path / "dask" / "findings.jsonl").read_text(encoding="utf-8").splitlines()
+    messages = [json.loads(line)["message"] for line in findings]
+    assert [m for m in messages if "row 251 of dataset:" in m] == [
+        "cannot read row 251 of dataset: values in several columns cannot be read, as if its cells had shifted "
+        "(a comma in an unquoted cell?); unreadable: units, minutes"]
 
 
 def test_alternative_export_with_its_mapping(tmp_path: Path, scheduler: str) -> None:

@@ -335,7 +335,8 @@ def _ragged_rows(folder: Path) -> Case:
     expected = [list(r) for r in rows]
     expected[2] = [*rows[2][:-2], "", ""]
     expected[5] = [*rows[5][:-1], rows[5][-1] + ",surplus"]
-    return Case(export, Processed(HEADER, expected, unreadable={"C-1003": {"cells"}, "C-1006": {"cells"}}))
+    unreadable = {"C-1003": {"cells", "row 3 of export.csv:"}, "C-1006": {"cells", "row 6 of export.csv:"}}
+    return Case(export, Processed(HEADER, expected, unreadable=unreadable))
 
 
 def _comma_in_name(folder: Path, cells_lost: int, unreadable: set[str]) -> Case:
@@ -420,7 +421,9 @@ def _stray_quote_case(folder: Path, rows: list[list[str]], lines: list[str], *at
         cells[col("patient_name")] = f'"Ana {PHI}-N{n + 1}'
         lines[n + 1] = ",".join(cells)
         expected[n] = [rows[n][0], *[ANY] * (len(HEADER) - 1)]
-    return Case(_export_lines(folder, lines), Processed(HEADER, expected, unreadable={rows[n][0]: {"quote"} for n in at}))
+    # A damaged line's finding names where it is (it shows no claim id): its number among the file's lines.
+    unreadable = {rows[n][0]: {"quote", f"row {n + 1} of export.csv:"} for n in at}
+    return Case(_export_lines(folder, lines), Processed(HEADER, expected, unreadable=unreadable))
 
 
 @streamed_too
@@ -475,7 +478,9 @@ def _whitespace_only_rows(folder: Path) -> Case:
     lines = [*lines[:3], blank, *lines[3:7], ",\t," + ",".join([""] * (len(HEADER) - 3)), *lines[7:]]
     expected = [list(r) for r in rows]
     expected[8] = [*rows[8][:-1], ""]
-    return Case(_export_lines(folder, lines), Processed(HEADER, expected, unreadable={"C-1009": {"cells"}}))
+    # Rows that are not claim lines are not counted: the damaged line is the file's ninth.
+    unreadable = {"C-1009": {"cells", "row 9 of export.csv:"}}
+    return Case(_export_lines(folder, lines), Processed(HEADER, expected, unreadable=unreadable))
 
 
 @streamed_too
