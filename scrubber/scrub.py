@@ -65,7 +65,9 @@ def fields_used(pack: RulePack) -> set[str]:
 
 
 # How a missing value reads in a message: "none" where the field names a code that does not exist.
-_MISSING_TEXT = {"edu_code_for_group_size": "none", "edu_code_for_session_count": "none"}
+_NO_EDUCATION_CODE = "none (98960-98962 cover 1 to 8 patients)"
+_MISSING_TEXT = {"edu_code_for_group_size": _NO_EDUCATION_CODE, "edu_code_for_session_count": _NO_EDUCATION_CODE,
+                 "group_size": "empty"}  # "but group_size is empty", not "(group_size empty)"
 
 
 def _is_list(name: str) -> bool:
