@@ -382,6 +382,15 @@ def test_an_out_path_on_a_file_is_refused_before_scrubbing(rules_dir: Path, tmp_
     assert taken.read_text(encoding="utf-8") == "not a folder\n"
 
 
+@pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux's sysfs: a folder no one may write in, root included")
+def test_an_out_folder_that_cannot_be_written_is_refused_before_scrubbing(rules_dir: Path, tmp_path: Path) -> None:
+    out = Path("/sys/kernel/scrubber-out")
+    result = cli("run", _export(tmp_path), "--rules", rules_dir, "--no-bundled-rules", "--out", out, "--run-date", RUN_DATE)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith(f"scrubber: error: --out {out}: cannot write in /sys/kernel ("), result.stderr
+    assert not out.exists()
+
+
 def test_an_out_folder_holding_other_files_is_refused_and_left_alone(rules_dir: Path, tmp_path: Path) -> None:
     folder = tmp_path / "exports"
     folder.mkdir()
