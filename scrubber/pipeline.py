@@ -41,6 +41,10 @@ def run_scrub(inputs: list[Path], out: Path, rules_dirs: list[Path], mapping: Pa
               chunk_lines: int = CHUNK_LINES) -> Report:
     if scheduler and engine != "dask":
         raise InputError("--scheduler needs --engine dask")
+    resolved = [p.resolve() for p in inputs]
+    twice = next((p for i, p in enumerate(inputs) if resolved[i] in resolved[:i]), None)
+    if twice is not None:  # its every line would be a duplicate of itself
+        raise InputError(f"{twice}: given twice as an input; give each export once")
     output.prepare_out(out, inputs)
     with progress.shown(show_progress, len(STAGES)):
         report, markdown = _run(inputs, out, rules_dirs, mapping, fmt, fail_on, select, ignore, run_date, workers,

@@ -320,6 +320,8 @@ EXIT_2_CASES = {
     "mapping-names-absent-header": _unknown_mapping_header,
     "mapped-header-twice": _mapped_header_twice,
     "bad-workers": lambda tmp_path: ([_export(tmp_path), OWN, "--workers", "0"], ["--workers"]),
+    "same-input-twice": lambda tmp_path: ([_export(tmp_path), OWN, tmp_path / "." / "export.csv"],
+                                          ["export.csv: given twice as an input"]),
     "one-header-mapped-to-two-columns": _one_header_mapped_to_two_columns,
 }
 
