@@ -269,14 +269,23 @@ def _decode(data: bytes) -> str:
 _BLOCK = 8 << 20  # bytes read at a time when an export is read in pieces
 
 
-_SPREADSHEET_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")  # .xlsx (a zip) and .xls (an OLE2 file)
+_SPREADSHEET = "an Excel workbook, not CSV text; save the sheet as CSV (UTF-8) and scrub that"
+_NOT_TEXT = {  # what a file that is not CSV text starts with, and what to say
+    b"PK\x03\x04": _SPREADSHEET,  # .xlsx (a zip)
+    b"\xd0\xcf\x11\xe0": _SPREADSHEET,  # .xls (an OLE2 file)
+    b"\x1f\x8b": "gzip-compressed; name it .csv.gz",
+    b"PAR1": "a Parquet file; name it .parquet",
+    b"%PDF": "a PDF document, not CSV text",
+    b"\x89PNG": "a PNG image, not CSV text",
+}
 
 
-def _refuse_spreadsheet(path: Path, stream: Any) -> None:
-    """A workbook renamed .csv would read as binary noise: say what it is."""
+def _refuse_binary(path: Path, stream: Any) -> None:
+    """A workbook, an archive or a document renamed .csv would read as noise: say what it is."""
     start = stream.peek(4)[:4] if hasattr(stream, "peek") else b""
-    if start in _SPREADSHEET_MAGIC:
-        raise InputError(f"{path}: is an Excel workbook, not CSV text; save the sheet as CSV (UTF-8) and scrub that")
+    what = next((text for magic, text in _NOT_TEXT.items() if start.startswith(magic)), None)
+    if what:
+        raise InputError(f"{path}: is {what}")
 
 
 def _utf8(stream: Any) -> Any:
@@ -290,7 +299,7 @@ def _utf8(stream: Any) -> Any:
 def _csv_pieces(path: Path, chunk_lines: int | None) -> Iterator[pd.DataFrame]:
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rb") as raw_stream:
-        _refuse_spreadsheet(path, raw_stream)
+        _refuse_binary(path, raw_stream)
         stream = _utf8(raw_stream)
         if chunk_lines is None:
             data = stream.read()
@@ -472,6 +481,9 @@ def _csv_header(path: Path, data: bytes) -> list[str]:
     if found is None:
         raise InputError(f"{path}: the file is empty; expected a header row")
     _, start, end, _ = found
+    if b"\x00" in data[start:end]:  # no CSV header holds one; UTF-16 without its byte-order mark has one in every character
+        raise InputError(f"{path}: the header row holds NUL bytes, so the file is not CSV text (UTF-16 without a "
+                         "byte-order mark, or a binary file?); save it as CSV (UTF-8) and scrub that")
     line = _decode(data[start:end]).rstrip("\r")
     if line.startswith("sep="):
         raise InputError(f"{path}: the file's first line names the separator {line[4:]!r}; "

@@ -9,6 +9,7 @@ copied in beside them.
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import json
 import os
@@ -308,6 +309,18 @@ def _one_header_mapped_to_two_columns(tmp_path: Path) -> Case:
     return [_export(tmp_path, rows, columns=columns), OWN, "--mapping", mapping], ["mapping.yaml:2:13", "claim_id and patient_id"]
 
 
+def _utf16_without_bom(tmp_path: Path) -> Case:
+    export = _export(tmp_path)
+    export.write_bytes(export.read_text(encoding="utf-8").encode("utf-16-le"))
+    return [export, OWN], ["export.csv: the header row holds NUL bytes", "UTF-16 without a byte-order mark"]
+
+
+def _gzip_named_csv(tmp_path: Path) -> Case:
+    export = _export(tmp_path)
+    export.write_bytes(gzip.compress(export.read_bytes()))
+    return [export, OWN], ["export.csv: is gzip-compressed; name it .csv.gz"]
+
+
 EXIT_2_CASES = {
     "missing-input-file": _missing_input,
     "bad-format": _bad_format,
@@ -323,6 +336,8 @@ EXIT_2_CASES = {
     "same-input-twice": lambda tmp_path: ([_export(tmp_path), OWN, tmp_path / "." / "export.csv"],
                                           ["export.csv: given twice as an input"]),
     "one-header-mapped-to-two-columns": _one_header_mapped_to_two_columns,
+    "utf16-without-byte-order-mark": _utf16_without_bom,
+    "gzip-named-csv": _gzip_named_csv,
 }
 
 
