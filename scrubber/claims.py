@@ -936,7 +936,8 @@ def type_columns(raw: pd.DataFrame, columns: Columns, place: tuple[str, int] = (
             problem_columns.append(pd.Series(name, index=raw.index, dtype="string").where(found.notna()))
     frame = pd.DataFrame(typed, index=raw.index)
     frame["unreadable_columns"] = _combine(problem_columns, raw.index, sep=";")
-    row_problems = {**_shifted_rows(problems), **_header_rows(raw, columns), **raw.attrs.get("row_problems", {})}
+    file, first = place
+    row_problems = {**_shifted_rows(problems, file), **_header_rows(raw, columns), **raw.attrs.get("row_problems", {})}
     damaged = pd.Series(False, index=raw.index)
     if row_problems:
         # A damaged row's cells may sit in the wrong columns (a patient's name where the claim id or
@@ -948,7 +949,6 @@ def type_columns(raw: pd.DataFrame, columns: Columns, place: tuple[str, int] = (
         failed = [names.where(damaged) for names in problem_columns]
         problems = [p.mask(damaged) for p in problems]
         row_problem = pd.Series(pd.NA, index=raw.index, dtype="string")
-        file, first = place
         row_problem.iloc[list(row_problems)] = [  # "row: has 26 cells" -> "row 7 of export.csv: has 26 cells"
             f"row {first + i} of {file}{text.removeprefix('row')}" for i, text in row_problems.items()]
         columns = _combine(failed, raw.index, sep=", ")
@@ -970,7 +970,8 @@ def type_columns(raw: pd.DataFrame, columns: Columns, place: tuple[str, int] = (
 
 
 DAMAGED_ROW = "damaged_row"  # typed column: the row's values are not read (its only finding is its damage)
-SHIFTED_ROW = "row: values in several columns cannot be read, as if its cells had shifted (a comma in an unquoted cell?)"
+_SHIFTED_ROW = "row: values in several columns cannot be read (columns mapped to the wrong fields?)"
+_SHIFTED_CSV_ROW = "row: values in several columns cannot be read, as if its cells had shifted (a comma in an unquoted cell?)"
 
 
 def _header_rows(raw: pd.DataFrame, columns: Columns) -> dict[int, str]:
@@ -991,14 +992,15 @@ def _header_rows(raw: pd.DataFrame, columns: Columns) -> dict[int, str]:
 HEADER_ROW = "row: repeats the header row (exports joined one after another?)"
 
 
-def _shifted_rows(problems: list[pd.Series]) -> dict[int, str]:
+def _shifted_rows(problems: list[pd.Series], file: str) -> dict[int, str]:
     """Rows (by position) with unreadable values in two or more columns. One bad value is a typo
     (units `two`); several in one row are most often cells shifted by an unquoted comma, and then
     the values are the neighbouring columns' (a birth date in payer_type): never echoed."""
     if len(problems) < 2:
         return {}
     count = np.sum([p.notna().to_numpy() for p in problems], axis=0)
-    return dict.fromkeys(np.flatnonzero(count >= 2).tolist(), SHIFTED_ROW)
+    text = _SHIFTED_CSV_ROW if file.lower().endswith((".csv", ".csv.gz")) else _SHIFTED_ROW  # only a CSV row shifts
+    return dict.fromkeys(np.flatnonzero(count >= 2).tolist(), text)
 
 
 def mentions(problems: pd.Series, column: str) -> pd.Series:

@@ -144,8 +144,8 @@ def test_a_damaged_line_in_a_later_file_of_a_dataset_is_named_by_its_row(tmp_pat
     findings = (tmp_path / "dask" / "findings.jsonl").read_text(encoding="utf-8").splitlines()
     messages = [json.loads(line)["message"] for line in findings]
     assert [m for m in messages if "row 251 of dataset:" in m] == [
-        "cannot read row 251 of dataset: values in several columns cannot be read, as if its cells had shifted "
-        "(a comma in an unquoted cell?); unreadable: units, minutes"]
+        "cannot read row 251 of dataset: values in several columns cannot be read (columns mapped to the wrong "
+        "fields?); unreadable: units, minutes"]
 
 
 def test_alternative_export_with_its_mapping(tmp_path: Path, scheduler: str) -> None:
