@@ -24,26 +24,28 @@ from scrubber.model import All, Leaf, Op, Rule
 from scrubber.progress import stage
 
 PARALLEL_MIN_LINES = 20_000
+UNREADABLE_COLUMNS = "unreadable_columns"  # the reader's list of a line's unreadable columns (claims.type_columns)
 FINDING_COLUMNS = ["row", "claim_id", "line_no", "rule_id", "cause", "severity", "carc", "message", "fix"]
 
 
-UNREADABLE_COLUMNS = "unreadable_columns"
-
-
 def rule_condition(rule: Rule) -> Any:
-    """The rule's condition, with its effective dates as conditions on service_date, and, but for
-    input-problem rules, no unreadable value in the export columns it reads, itself or through a
-    derived field: a value that cannot be read is INPUT_UNREADABLE_VALUE's finding, never taken as
-    empty ("referring_npi is empty", two lines with line_no `1a` as one line key)."""
-    extra = []
+    """The rule's condition, with its effective dates as conditions on service_date."""
+    dated = []
     if rule.effective_from:
-        extra.append(Leaf("service_date", Op.GE, rule.effective_from))
+        dated.append(Leaf("service_date", Op.GE, rule.effective_from))
     if rule.effective_to:
-        extra.append(Leaf("service_date", Op.LE, rule.effective_to))
-    columns = tuple(sorted(set().union(*(export_columns_behind(f) for f in rule.when.fields()))))
-    if columns and rule.cause != INPUT_PROBLEM_CAUSE:
-        extra.append(Leaf(UNREADABLE_COLUMNS, Op.HAS_NONE, columns))
-    return All((*extra, rule.when)) if extra else rule.when
+        dated.append(Leaf("service_date", Op.LE, rule.effective_to))
+    return All((*dated, rule.when)) if dated else rule.when
+
+
+def columns_judged(rule: Rule) -> frozenset[str]:
+    """The export columns behind the fields the rule's condition reads, itself or through a derived
+    field. A line where one of them cannot be read is not judged by the rule: the value is
+    INPUT_UNREADABLE_VALUE's finding, never taken as empty ("referring_npi is empty", two lines
+    with line_no `1a` as one line key). Input-problem rules judge every line."""
+    if rule.cause == INPUT_PROBLEM_CAUSE:
+        return frozenset()
+    return frozenset().union(*(export_columns_behind(f) for f in rule.when.fields()))
 
 
 def compiled_rule(pack: RulePack, rule: Rule) -> CompiledRule:
@@ -158,6 +160,12 @@ class _Shard:
     payer_type: np.ndarray
     payer_id: np.ndarray
     damaged: np.ndarray  # bool per line
+    unreadable: tuple[np.ndarray, list[frozenset[str]]]  # each line's code (-1: none) of its set of unreadable columns
+
+    def unreadable_in(self, columns: frozenset[str]) -> np.ndarray:
+        """Whether each line has an unreadable value in one of `columns` (judged once per distinct set)."""
+        codes, sets = self.unreadable
+        return np.array([bool(s & columns) for s in sets] + [False], dtype=bool)[codes]
 
 
 @dataclass
@@ -176,12 +184,17 @@ def _fired(rule: Rule, shard: _Shard) -> _Fired | None:
     (claims.DAMAGED_ROW) has no values to judge: only its damage, an input problem, is reported."""
     mask = engine.evaluate(compiled_rule(shard.pack, rule), shard.facts)
     if rule.cause != INPUT_PROBLEM_CAUSE:
-        mask &= ~shard.damaged
+        mask &= ~shard.damaged & ~shard.unreadable_in(columns_judged(rule))
     rows = np.flatnonzero(mask)
     if len(rows) == 0:
         return None
     return _Fired(rule, rows, _severities(rule, shard.payer_type, shard.payer_id, rows, shard.pack),
                   render(rule.message, shard.display, rows), render(rule.fix, shard.display, rows))
+
+
+def _unreadable_sets(facts: engine.FactFrame) -> tuple[np.ndarray, list[frozenset[str]]]:
+    codes, uniques = facts.factorized(UNREADABLE_COLUMNS)
+    return codes, [frozenset(str(names).split(";")) for names in uniques]
 
 
 def scrub_lines(base: pd.DataFrame, rows: np.ndarray, pack: RulePack, run_date: date) -> list[pd.DataFrame]:
@@ -193,7 +206,7 @@ def scrub_lines(base: pd.DataFrame, rows: np.ndarray, pack: RulePack, run_date: 
     shard = _Shard(pack, DisplayValues(facts), facts,
                    frame["claim_id"].to_numpy(dtype=object), frame["line_no"].to_numpy(dtype=object),
                    frame["payer_type"].fillna("").to_numpy(dtype=object), frame["payer_id"].fillna("").to_numpy(dtype=object),
-                   frame[DAMAGED_ROW].to_numpy(dtype=bool))
+                   frame[DAMAGED_ROW].to_numpy(dtype=bool), _unreadable_sets(facts))
     fired = [f for f in (_fired(rule, shard) for rule in pack.rules) if f is not None]
     if not fired:
         return []

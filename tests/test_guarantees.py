@@ -210,13 +210,14 @@ def test_a_streamed_run_writes_what_an_in_memory_run_writes(tmp_path: Path, fmt:
 def test_a_header_only_file_among_streamed_inputs_is_an_empty_piece(tmp_path: Path, fmt: str) -> None:
     """A file with a header and no lines is a piece of no rows: spilled, typed and annotated like any other."""
     export = make_export(600)
-    first, empty = tmp_path / "a.csv", tmp_path / "empty.csv"
+    first, empty, last = tmp_path / "a.csv", tmp_path / "empty.csv", tmp_path / "b.csv"
     export.to_csv(first, index=False)
     export.iloc[:0].to_csv(empty, index=False)
+    export.to_csv(last, index=False)
     runs = {}
     for chunk in ("100000", "100"):
         out = tmp_path / f"out{chunk}"
-        done = run_cli("run", str(first), str(empty), str(first), "--out", str(out), "--format", fmt,
+        done = run_cli("run", str(first), str(empty), str(last), "--out", str(out), "--format", fmt,
                        "--run-date", "2026-10-01", "--chunk-lines", chunk, "--fail-on", "never")
         assert done.returncode == 0, done.stderr
         runs[chunk] = _outputs(out)
