@@ -93,3 +93,10 @@ def test_every_field_a_rule_reads_or_shows_is_a_contract_column_or_derived_field
 def test_denial_codes_are_well_formed(pack: RulePack) -> None:
     for rule in pack.rules:
         assert re.fullmatch(r"(CO|OA|PR|PI|CR)-\d{1,3}", rule.denial_code), rule.id
+
+
+def test_every_timed_therapy_code_is_a_therapy_code(pack: RulePack) -> None:
+    """The 8-minute rule counts timed_codes.csv's therapy codes; the GP-modifier and plan-of-care
+    rules read the therapy_codes set: a code in one and not the other is checked by half of them."""
+    timed = {row["cpt"] for row in pack.reference.tables["timed_codes.csv"] if row["kind"] == "therapy"}
+    assert timed <= set(pack.reference.code_sets["therapy_codes"].values)
