@@ -494,7 +494,8 @@ def units_for_minutes(minutes: pd.Series, unit: pd.Series, threshold: pd.Series)
         ("day_code_timed_minutes", T.INT, "minutes of the line's 15-minute code for the patient, date and provider (8-minute rule payers)"),
         ("day_code_timed_units", T.INT, "units of the line's 15-minute code for the patient, date and provider (8-minute rule payers)"),
         ("day_code_units_share", T.INT, "the most units of day_timed_units_allowed the line's code can be given: its full 15 minutes "
-                                        "first, then the day's remaining units to the codes with the most minutes left over"),
+                                        "first, then the day's remaining units to the codes with the most minutes left over; where "
+                                        "another code's minutes are missing, the most any day gives it: a unit per started 15 minutes"),
         ("timed_units_over_share", T.BOOL, "the line's code is billed for more units than its share, or the day is billed over "
                                            "its allowed units and the code takes one of the units codes with equal leftover minutes compete for"),
     ],
@@ -560,7 +561,10 @@ def _eight_minute_day(lines: pd.DataFrame) -> dict[str, pd.Series]:
     for every full 15 minutes, and the units left go to the codes with the most minutes left over
     (CMS Claims Processing Manual Ch. 5 §20.2: 33 minutes of 97110 and 7 of 97140 are 2 + 1 units).
     Codes with equal leftover minutes may each take a remaining unit (either may be billed): the day
-    is then over only if they take more than are left. Missing where a line of the day lacks minutes."""
+    is then over only if they take more than are left. The day's fields are missing where a line of
+    the day lacks minutes; a code whose own minutes are all known still has a share, the most any
+    other minutes could give it: a unit per started 15 minutes (leftover minutes under 15 each earn
+    the day at most one unit between them, and a code takes at most one of those)."""
     day_keys = ["patient_day", "rendering_npi"]
     work = lines[[*day_keys, "cpt", "minutes", "units"]]
     day_group = work.groupby(day_keys, dropna=False, sort=False).ngroup().to_numpy()
@@ -572,7 +576,8 @@ def _eight_minute_day(lines: pd.DataFrame) -> dict[str, pd.Series]:
     # Per code (one row each): its minutes and units, full units, leftover minutes.
     first = np.unique(code_group, return_index=True)[1]
     code_day = day_group[first]
-    code_minutes = by_code["minutes"].sum(min_count=1).to_numpy(dtype="float64", na_value=np.nan)
+    code_complete = (by_code["minutes"].count() == by_code["minutes"].size()).to_numpy()
+    code_minutes = by_code["minutes"].sum(min_count=1).where(code_complete).to_numpy(dtype="float64", na_value=np.nan)
     code_units = by_code["units"].sum().to_numpy(dtype="float64", na_value=np.nan)
     full = code_minutes // 15
     left_over = code_minutes - 15 * full
@@ -590,6 +595,10 @@ def _eight_minute_day(lines: pd.DataFrame) -> dict[str, pd.Series]:
     none_over = ~pd.Series(over).groupby(code_day).transform("any").to_numpy(dtype=bool)
     over |= day_over & none_over & tied & (code_units > full)  # equal leftovers took more units than are left
     known = ~np.isnan(code_allowed)
+    bound = np.ceil(code_minutes / 15)  # a day with minutes missing elsewhere: the most it could give the code
+    share = np.where(known, share, bound)
+    over = np.where(known, over, code_units > bound)
+    known |= ~np.isnan(code_minutes)
 
     def per_line(values: np.ndarray) -> pd.Series:
         return pd.Series(values[code_group], index=work.index)
