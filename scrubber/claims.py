@@ -792,6 +792,11 @@ def _whole_number(text: str) -> int | None:
     return round(float(digits))
 
 
+def _minutes(text: str) -> int | None:
+    value = _whole_number(text)
+    return value if value is None or value >= 0 else None
+
+
 def _number(text: str) -> float | None:
     if not _NUMBER_TEXT.fullmatch(text):
         return None
@@ -834,6 +839,8 @@ def _pos(text: str) -> str:
 def _value_parser(name: str, ftype: FieldType) -> tuple[Callable[[str], Any] | None, str | None]:
     """How a column's text becomes its value (None: unreadable; no parser: the text as it is),
     and what an unreadable value is not."""
+    if ftype is FieldType.INT and name == "minutes":  # documented time: -5 is no number of minutes
+        return _minutes, "is not a whole number of minutes (0 or more)"
     if ftype is FieldType.INT:
         return _whole_number, "is not a whole number"
     if ftype is FieldType.NUMBER:

@@ -232,7 +232,7 @@ def test_a_value_shaped_like_its_type_but_not_one_is_unreadable(column: str, cel
 
 @pytest.mark.parametrize("column, cell", [
     ("referring_npi", "1" * 1200), ("rendering_taxonomy", "X" * 1200), ("curriculum_id", "A" * 1200),
-    ("dx_codes", ";".join(["E11.9"] * 250)), ("group_size", "three"), ("minutes", "an hour"), ("units", "two"),
+    ("dx_codes", ";".join(["E11.9"] * 250)), ("group_size", "three"), ("minutes", "an hour"), ("minutes", "-30"), ("units", "two"),
     ("service_date", "2026-13-45"), ("order_date", "yesterday"), ("submission_date", "2026-02-30"),
     ("payer_type", "Tricare"), ("modifiers", "G" * 1200), ("session_id", "S" * 1200), ("line_no", "1a"),
 ])
