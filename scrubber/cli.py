@@ -153,12 +153,18 @@ def run(inputs: tuple[Path, ...], out_dir: Path, rules_dirs: tuple[Path, ...], n
     from scrubber.pipeline import run_scrub
     from scrubber.scrub import default_workers
 
-    report = run_scrub(
-        inputs=list(inputs), out=out_dir, rules_dirs=rule_dirs(rules_dirs, no_bundled_rules), mapping=mapping, fmt=fmt,
-        fail_on=fail_on, select=_split(select), ignore=_split(ignore),
-        run_date=run_date.date() if run_date else date.today(), workers=workers or default_workers(),
-        show_progress=not quiet and sys.stderr.isatty(), engine=engine, scheduler=scheduler, chunk_lines=chunk_lines,
-    )
+    try:
+        report = run_scrub(
+            inputs=list(inputs), out=out_dir, rules_dirs=rule_dirs(rules_dirs, no_bundled_rules), mapping=mapping,
+            fmt=fmt, fail_on=fail_on, select=_split(select), ignore=_split(ignore),
+            run_date=run_date.date() if run_date else date.today(), workers=workers or default_workers(),
+            show_progress=not quiet and sys.stderr.isatty(), engine=engine, scheduler=scheduler, chunk_lines=chunk_lines,
+        )
+    except RuleConfigError as exc:  # a pipeline gets one line; `rules check` is where a rule author reads them all
+        first, more = exc.problems[0], len(exc.problems) - 1
+        others = f" (and {more} more)" if more else ""
+        raise ScrubberError(f"{exc.args[0]}: {first.path}:{first.line}:{first.col}: {first.message}{others}; "
+                            "`scrubber rules check` lists every one") from None
     if not quiet:
         click.echo(f"{report} -> {out_dir}")
     sys.exit(report.exit_code)

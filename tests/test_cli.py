@@ -264,7 +264,7 @@ def _missing_column(tmp_path: Path) -> Case:
 
 
 def _broken_rules(tmp_path: Path) -> Case:
-    reasons = ["EDU_MANY_MISTAKES.yaml:7:1", "PT_BAD_REGEX.yaml:11:40"]
+    reasons = ["problems in the rules", "EDU_MANY_MISTAKES.yaml:7:1", "`scrubber rules check` lists every one"]
     return [_export(tmp_path), "--rules", BAD_RULES], reasons  # layered over the bundled pack
 
 
@@ -341,9 +341,6 @@ EXIT_2_CASES = {
 }
 
 
-# A broken rules folder lists its problems one per line above the summary line; every other
-# reason is one line (click's usage errors included).
-MULTI_LINE_REASONS = {"broken-rules-folder"}
 # Every case without an --out folder yet; a few again with a previous run's output in place.
 EXIT_2_RUNS = [(case, False) for case in EXIT_2_CASES] + [
     (case, True)
@@ -380,8 +377,7 @@ def test_exit_2_prints_the_reason_and_leaves_out_alone(
     assert result.stderr.strip(), "exit 2 without a reason"
     for text in reason:
         assert text.lower() in result.stderr.lower()
-    if case not in MULTI_LINE_REASONS:
-        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr  # click's usage errors included
     assert "Traceback" not in result.stderr
     assert snapshot(parent) == before  # not created, not changed, no staging folder left beside it
     assert sorted(p.name for p in parent.iterdir()) == (["out"] if previous_output else [])
@@ -480,16 +476,17 @@ def test_member_ids_mapped_into_a_date_column_are_not_echoed(tmp_path: Path) -> 
     assert not [m for m in members if m in done.stdout + done.stderr]
 
 
-def test_broken_rules_folder_lists_every_problem_as_path_line_col(tmp_path: Path) -> None:
-    result = cli(
-        "run",
-        _export(tmp_path),
-        "--out",
-        tmp_path / "out",
-        "--rules",
-        BAD_RULES,
-        "--no-bundled-rules",
-    )
+def test_broken_rules_folder_is_one_line_under_run_and_every_problem_under_rules_check(tmp_path: Path) -> None:
+    result = cli("run", _export(tmp_path), "--out", tmp_path / "out", "--rules", BAD_RULES, "--no-bundled-rules")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"scrubber: error: {len(EXPECTED_BAD_RULE_PROBLEMS)} problems in the rules: "
+        f"{BAD_RULES / 'edu' / 'EDU_MANY_MISTAKES.yaml'}:7:1: unknown key 'rationle' (did you mean 'rationale'?); "
+        "expected one of: id, name, status, summary, cause, severity, severity_by_payer_type, carc, group_code, rarc, "
+        "when, message, fix, rationale, sources, unverified, examples, effective_from, effective_to, disabled "
+        f"(and {len(EXPECTED_BAD_RULE_PROBLEMS) - 1} more); `scrubber rules check` lists every one")
+    assert not (tmp_path / "out").exists()
+    result = cli("rules", "check", BAD_RULES, "--no-bundled-rules")
     assert result.returncode == 2
     located = re.findall(r"(\S+\.yaml):(\d+):(\d+): error: ", result.stderr)
     files = {Path(p).name for p, _, _ in located}
@@ -502,7 +499,6 @@ def test_broken_rules_folder_lists_every_problem_as_path_line_col(tmp_path: Path
         "PT_TYPO_IN_CONDITION.yaml",
     }
     assert len(located) == len(EXPECTED_BAD_RULE_PROBLEMS)
-    assert not (tmp_path / "out").exists()
 
 
 # -- the output contract -------------------------------------------------------------------------

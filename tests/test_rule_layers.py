@@ -306,7 +306,8 @@ def test_a_rule_that_fires_on_the_baseline_line_stops_the_run(tmp_path: Path, ba
     export = write_csv(tmp_path / "in.csv", [baseline])
     done = run_cli("run", str(export), "--out", str(tmp_path / "out"), "--rules", str(folder), "--workers", workers)
     assert done.returncode == 2
-    assert "EDU_CURRICULUM_MISSING.yaml:1:1: error: the rule fires on the baseline clean line" in done.stderr
+    assert "EDU_CURRICULUM_MISSING.yaml:1:1: the rule fires on the baseline clean line" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert not (tmp_path / "out").exists()
 
 
