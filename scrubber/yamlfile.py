@@ -6,6 +6,7 @@ or run code. Duplicate keys are errors (PyYAML silently keeps the last one).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,29 @@ def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> MarkedList:
     return out
 
 
+def _construct_timestamp(loader: _Loader, node: yaml.ScalarNode) -> Any:
+    """A date as YAML reads it; one that does not exist (2026-02-30) stays the text written, for the
+    check that reads it to report where it is (or an example line to hold as an unreadable date)."""
+    try:
+        return loader.construct_yaml_timestamp(node)
+    except ValueError:
+        return node.value
+
+
+def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> Any:
+    """An integer, but a number written with a leading zero (a code such as 0100) stays the text
+    written: YAML 1.1 reads it as octal (0100 would be 64)."""
+    if _LEADING_ZERO.fullmatch(node.value):
+        return node.value
+    return loader.construct_yaml_int(node)
+
+
+_LEADING_ZERO = re.compile(r"[-+]?0[0-9_]+")
+
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 def load(path: Path | str, display: str | None = None) -> tuple[Any, list[ConfigProblem]]:

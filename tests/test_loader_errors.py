@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from scrubber import yamlfile
 from scrubber.errors import RuleConfigError
 from scrubber.loader import BUNDLED_RULES, load_pack
 
@@ -124,3 +125,23 @@ def test_a_missing_rules_folder_is_a_located_problem(tmp_path: Path) -> None:
         load_pack([tmp_path / "no-such-rules"])
     [problem] = info.value.problems
     assert "no such rules folder" in problem.message and problem.path.endswith("no-such-rules")
+
+
+def test_a_date_that_does_not_exist_is_located_not_a_crash(tmp_path: Path) -> None:
+    """YAML reads an unquoted 2026-02-30 as a date, and fails; the loader keeps the text, so the check
+    that reads it says where it is (no 'internal error')."""
+    folder = _good_folder(tmp_path)
+    rule = (BUNDLED_RULES / "edu" / "EDU_CURRICULUM_MISSING.yaml").read_text(encoding="utf-8")
+    (folder / "EDU_CURRICULUM_MISSING.yaml").write_text(
+        rule.replace("cause: documentation\n", "cause: documentation\neffective_from: 2026-02-30\n"), encoding="utf-8")
+    with pytest.raises(RuleConfigError) as info:
+        load_pack([folder])
+    [problem] = info.value.problems
+    assert (Path(problem.path).name, problem.line) == ("EDU_CURRICULUM_MISSING.yaml", rule.splitlines().index("cause: documentation") + 2)
+    assert "effective_from '2026-02-30' is not a date" in problem.message
+
+
+def test_a_code_with_a_leading_zero_is_its_text_not_an_octal_number(tmp_path: Path) -> None:
+    (tmp_path / "example.yaml").write_text("line: {cpt: 0100, units: 010, pos: 02, minutes: 10}\n", encoding="utf-8")
+    data, problems = yamlfile.load(tmp_path / "example.yaml")
+    assert problems == [] and data["line"] == {"cpt": "0100", "units": "010", "pos": "02", "minutes": 10}
