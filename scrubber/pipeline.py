@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import itertools
-import multiprocessing
 import os
 import shutil
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, UTC
 from pathlib import Path
@@ -23,6 +21,7 @@ from scrubber.fields import INPUT_PROBLEM_CAUSE
 from scrubber.junit import render_junit
 from scrubber.loader import BUNDLED_RULES, RulePack, load_pack
 from scrubber.memory import release_memory
+from scrubber.processes import fork_pool
 from scrubber.progress import stage
 from scrubber.report import EXPECTED_PAYMENT, Report, build_summary, line_dollars
 from scrubber.report_html import render_html
@@ -108,7 +107,7 @@ def _check_baseline(pack: RulePack, aside: bool) -> Callable[[], None]:
     else:
         global _PACK
         _PACK = pack
-        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+        pool = fork_pool(1)
         future = pool.submit(_baseline_problems_of_pack)  # forks here: the pack is inherited, not pickled
         pool.shutdown(wait=False)  # the process ends once the check is done
         _PACK = None

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import string
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -21,6 +19,7 @@ from scrubber.distinct import distinct_rows
 from scrubber.fields import INPUT_PROBLEM_CAUSE, FieldType
 from scrubber.loader import RulePack, field_types
 from scrubber.model import All, Leaf, Op, Rule
+from scrubber.processes import fork_pool
 from scrubber.progress import stage
 
 PARALLEL_MIN_LINES = 20_000
@@ -244,7 +243,7 @@ def _in_workers(base: pd.DataFrame, shards: list[np.ndarray], pack: RulePack, ru
     global _SHARED
     _SHARED = (base, pack, run_date)
     try:
-        with ProcessPoolExecutor(max_workers=len(shards), mp_context=multiprocessing.get_context("fork")) as pool:
+        with fork_pool(len(shards)) as pool:
             return [part for parts in pool.map(_scrub_shard, shards) for part in parts]
     finally:
         _SHARED = None

@@ -18,7 +18,6 @@ the piece size or the number of buckets or workers: each fact is computed over e
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import shutil
 import tempfile
@@ -40,6 +39,7 @@ from scrubber.fields import SEVERITIES
 from scrubber.junit import MAX_LISTED
 from scrubber.loader import RulePack
 from scrubber.memory import release_memory
+from scrubber.processes import fork_pool
 from scrubber.progress import stage
 from scrubber.report_html import TABLE_ROWS
 from scrubber.scrub import ScrubResult, collect, fields_used, scrub_lines, shard_of
@@ -257,7 +257,7 @@ def _workers(root: Path, pack: RulePack, run_date: date, workers: int) -> Iterat
     lines kept for the reports grow with the export, and a worker forked later would carry them."""
     global _SHARED
     _SHARED = (root, pack, run_date)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) if workers > 1 else None
+    pool = fork_pool(workers) if workers > 1 else None
     try:
         if pool is not None:
             pool.submit(int).result()  # a fork-context pool starts every worker at its first task

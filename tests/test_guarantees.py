@@ -102,6 +102,26 @@ def test_a_killed_worker_stops_the_run_with_exit_2_and_writes_nothing(tmp_path: 
     assert digests(out) == before
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="lists processes through /proc")
+def test_workers_end_when_the_main_process_is_killed(tmp_path: Path, big_export: Path) -> None:
+    """A cron timeout or the out-of-memory killer may SIGKILL the main process: its idle workers must
+    not wait for work forever."""
+    child = subprocess.Popen([sys.executable, "-m", "scrubber", "run", str(big_export), "--out", str(tmp_path / "out"),
+                              "--workers", "2", "--chunk-lines", "20000"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while len(_children(child.pid)) < 2 and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    workers = _children(child.pid)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert len(workers) >= 2, "the run ended before its workers started"
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+
+
 def test_output_is_byte_identical_whatever_the_number_of_workers(tmp_path: Path) -> None:
     export = tmp_path / "export.csv"
     make_export(30_000).to_csv(export, index=False)  # above the size at which workers are used
