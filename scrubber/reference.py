@@ -13,7 +13,7 @@ import hashlib
 import importlib.util
 import io
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -170,6 +170,14 @@ def load_reference(dirs: list[Path], problems: list[ConfigProblem]) -> Reference
         _load_mue_releases(directory, ref, problems)
     _check_setting_names(ref, problems)
     return ref
+
+
+def with_payer_settings_of(ref: ReferenceData, directory: Path) -> ReferenceData:
+    """`ref` with the payer settings of one folder only (its payers.yaml, already checked when the
+    pack loaded): the settings the bundled rules' examples and the baseline line are written for."""
+    own = ReferenceData()
+    _load_payers(directory, own, [])
+    return replace(ref, payer_defaults=own.payer_defaults, payer_types=own.payer_types, payers=own.payers)
 
 
 # List settings whose values must be names from a table column: (setting, table, column).

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -17,7 +18,7 @@ from scrubber.errors import ConfigProblem
 from scrubber.fields import COLUMNS_BY_NAME
 from scrubber.loader import RulePack
 from scrubber.model import Example, Rule
-from scrubber.reference import MueTable
+from scrubber.reference import MueTable, with_payer_settings_of
 from scrubber.scrub import ScrubResult, scrub
 
 EXAMPLE_RUN_DATE = date(2026, 9, 30)  # examples without submission_date are judged on this day
@@ -83,13 +84,26 @@ def check_example(rule: Rule, example: Example, pack: RulePack) -> ExampleOutcom
     return ExampleOutcome(rule.id, example, held, "; ".join(problems) or "ok")
 
 
+def _with_base_payer_settings(pack: RulePack) -> RulePack:
+    """The pack with the payer settings of its first folder only (the bundled pack's, unless
+    --no-bundled-rules). The baseline line and that folder's examples are written for those
+    settings: a later folder's payer profile (prior authorization for the baseline's code, a payer
+    of its payer_id) changes what the rules find, and is not a rule that is too broad."""
+    return replace(pack, reference=with_payer_settings_of(pack.reference, pack.dirs[0]))
+
+
 def run_examples(pack: RulePack) -> list[ExampleOutcome]:
-    return [check_example(rule, ex, pack) for rule in pack.rules for ex in rule.examples]
+    """Every example; the first folder's rules' examples with that folder's payer settings, a later
+    folder's (its new or replacing rules) with every folder's."""
+    base = _with_base_payer_settings(pack)
+    first = pack.dirs[0].resolve()
+    return [check_example(rule, ex, base if Path(rule.path).resolve().is_relative_to(first) else pack)
+            for rule in pack.rules for ex in rule.examples]
 
 
 def baseline_findings(pack: RulePack) -> pd.DataFrame:
-    """Findings of the whole pack on the baseline line: must be empty."""
-    return scrub_lines([{}], pack).findings
+    """Findings of the whole pack on the baseline line, with the first folder's payer settings: must be empty."""
+    return scrub_lines([{}], _with_base_payer_settings(pack)).findings
 
 
 def baseline_problems(pack: RulePack) -> list[ConfigProblem]:

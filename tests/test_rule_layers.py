@@ -85,6 +85,24 @@ def test_a_payer_profile_overrides_a_rules_severity(tmp_path: Path, baseline: di
     assert found["severity"].tolist() == ["at-risk", "deny"]
 
 
+def test_a_payer_setting_that_flags_the_baseline_line_is_not_a_rule_too_broad(tmp_path: Path, baseline: dict) -> None:
+    """Prior authorization for the commercial 98960 line the baseline is, and a profile for the
+    baseline's own payer_id (UHC): settings a practice writes (rules/README.md §3), which change
+    what rules find. Runs go on, and the bundled examples still pass: they are written for the
+    bundled settings."""
+    folder = rules_folder(tmp_path, {"payers.yaml": (
+        "payer_types:\n  commercial:\n    prior_auth_codes: [\"98960\"]\n"
+        "payers:\n  UHC:\n    payer_type: commercial\n    filing_limit: {days: 180}\n")})
+    assert run_cli("rules", "check", str(folder)).returncode == 0
+    tested = run_cli("rules", "test", str(folder))
+    assert tested.returncode == 0, tested.stdout[-2000:]
+    export = write_csv(tmp_path / "in.csv", [baseline, {**baseline, "claim_id": "C-AUTH", "patient_id": "P-AUTH", "prior_auth_number": "PA-1"}])
+    done = run_cli("run", str(export), "--out", str(tmp_path / "out"), "--rules", str(folder), "--fail-on", "never")
+    assert done.returncode == 0, done.stderr
+    found = [(f["claim_id"], f["rule_id"]) for f in read_findings(tmp_path / "out")]
+    assert found == [(baseline["claim_id"], "PRIOR_AUTH_MISSING")]
+
+
 RTM_DEVICE = {"cpt": "98977", "units": 1, "minutes": "", "dx_codes": "M17.11", "rendering_taxonomy": "225100000X",
               "curriculum_id": "", "group_size": ""}
 
