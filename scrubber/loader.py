@@ -558,6 +558,7 @@ def load_pack(dirs: list[Path] | None = None, select: Iterable[str] = (), ignore
     reference = load_reference(dirs, problems)
     types = field_types()
     rules: dict[str, Rule] = {}
+    disabled: set[str] = set()  # ids a folder disables
     baseline: dict[str, Any] = {}
     for d in dirs:
         seen_here: dict[str, str] = {}
@@ -579,6 +580,7 @@ def load_pack(dirs: list[Path] | None = None, select: Iterable[str] = (), ignore
             result = checker.rule(data)
             problems.extend(checker.problems)
             if isinstance(result, str):
+                disabled.add(result)
                 if rules.pop(result, None) is None:
                     line, col = yamlfile.value_pos(data, "id")
                     problems.append(ConfigProblem(str(path), line, col, f"disables '{result}', which no earlier rules folder defines{did_you_mean(result, rules)}"))
@@ -594,7 +596,7 @@ def load_pack(dirs: list[Path] | None = None, select: Iterable[str] = (), ignore
             problems.append(ConfigProblem(str(path), 1, 1, "rule and data files end in .yaml; rename it, or it is not loaded"))
     for payer_id, profile in reference.payers.items():
         for rule_id in profile.get("rule_severity") or {}:
-            if rule_id not in rules:
+            if rule_id not in rules and rule_id not in disabled:  # a later folder may disable a rule a profile names
                 at = reference.setting_marks.get((f"payer {payer_id}", "rule_severity"), ("payers.yaml", 1, 1))
                 problems.append(ConfigProblem(*at, f"payer {payer_id}: rule_severity names '{rule_id}', which is not a loaded rule{did_you_mean(rule_id, rules)}"))
     if not baseline:

@@ -103,6 +103,15 @@ def test_a_payer_setting_that_flags_the_baseline_line_is_not_a_rule_too_broad(tm
     assert found == [(baseline["claim_id"], "PRIOR_AUTH_MISSING")]
 
 
+def test_a_later_folder_may_disable_a_rule_an_earlier_profile_names(tmp_path: Path) -> None:
+    practice = rules_folder(tmp_path, {"payers.yaml": "payers:\n  STRICT:\n    rule_severity: {EDU_CURRICULUM_MISSING: deny}\n"})
+    local = tmp_path / "local-rules"
+    local.mkdir()
+    (local / "EDU_CURRICULUM_MISSING.yaml").write_text("id: EDU_CURRICULUM_MISSING\ndisabled: true\n", encoding="utf-8")
+    pack = load_pack([BUNDLED_RULES, practice, local])
+    assert "EDU_CURRICULUM_MISSING" not in pack.by_id()
+
+
 RTM_DEVICE = {"cpt": "98977", "units": 1, "minutes": "", "dx_codes": "M17.11", "rendering_taxonomy": "225100000X",
               "curriculum_id": "", "group_size": ""}
 
