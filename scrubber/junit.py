@@ -2,7 +2,7 @@
 
 One test case per loaded rule. A rule fails when it found lines at or above `--fail-on`; the
 failure lists `claim_id:line_no` and the message (the first MAX_LISTED, then how many more), the
-denial code and the fix. Findings below `--fail-on` are listed in the case's system-out and do not
+denial code and the fix (as written for the first line listed). Findings below `--fail-on` are listed in the case's system-out and do not
 fail it. Messages cite values and `claim_id:line_no`, never patient identifiers (rules cannot read
 them), and nothing else from a line is written here.
 
@@ -56,6 +56,13 @@ def _listings(findings: pd.DataFrame, groups: dict[tuple[str, bool], np.ndarray]
     return out
 
 
+def _first_fix(findings: pd.DataFrame, rows: np.ndarray, template: str) -> str:
+    """The fix as written for the first line listed (a rule's fix names the line's values:
+    "Append GP to {cpt}"), or the rule's template where that line's text was not kept."""
+    fix = findings["fix"].iloc[int(rows[0])]
+    return str(fix) if isinstance(fix, str) else template
+
+
 def render_junit(summary: dict[str, Any], findings: pd.DataFrame, pack: RulePack) -> str:
     fail_on = summary["fail_on"]
     failing = FAIL_ON[fail_on]
@@ -82,7 +89,7 @@ def render_junit(summary: dict[str, Any], findings: pd.DataFrame, pack: RulePack
             message = (f"{n:,} line{'s' if n != 1 else ''} at or above --fail-on {fail_on}: {rule.name} "
                        f"(expected denial {rule.denial_code})")
             detail = (f"{rule.id} ({rule.cause}): {rule.summary}\nExpected denial: {rule.denial_code}\n"
-                      f"Fix: {rule.fix}\n\n{listed[(rule.id, True)]}")
+                      f"Fix: {_first_fix(findings, groups[(rule.id, True)], rule.fix)}\n\n{listed[(rule.id, True)]}")
             worst = "deny" if deny[groups[(rule.id, True)]].any() else "at-risk"  # payers may override severity
             body.append(f'<failure type="{worst}" message={attr(message)}>{text(detail)}</failure>')
         if (rule.id, False) in groups:

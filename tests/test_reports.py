@@ -83,9 +83,10 @@ def test_junit_has_one_case_per_rule_failing_when_the_rule_found_lines_at_or_abo
     assert (root.get("tests"), root.get("failures")) == (str(len(cases)), str(len(failing)))
     for rule_id, failure in failed.items():
         text = failure.text or ""
-        for f in findings:
-            if f["rule_id"] == rule_id and f["severity"] in FAIL_ON[fail_on]:
-                assert f"{f['claim_id']}:{f['line_no']}  {f['severity']}  {f['message']}" in text
+        listed = [f for f in findings if f["rule_id"] == rule_id and f["severity"] in FAIL_ON[fail_on]]
+        for f in listed:
+            assert f"{f['claim_id']}:{f['line_no']}  {f['severity']}  {f['message']}" in text
+        assert f"Fix: {listed[0]['fix']}\n" in text  # as written for the first line: no {cpt} left in it
         assert failure.get("message", "").startswith(tuple(f"{n} line" for n in range(1, 1000)))
     # Findings below --fail-on are listed without failing their case.
     for case in cases:
