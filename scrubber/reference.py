@@ -48,7 +48,7 @@ _DAY_SETTINGS = {"filing_warning_days": 0, "rtm_device_supply_days": 1}  # setti
 
 # What each table cell must hold, by column (cells of other columns are free text).
 _CELL_CHECKS: dict[str, tuple[str, Any]] = {
-    "unit_minutes": ("a whole number of minutes", lambda v: v.isdigit() and int(v) > 0),
+    "unit_minutes": ("15 or 30 (the minutes of one unit: the two time rules there are)", lambda v: v in ("15", "30")),
     "min_patients": ("a whole number", lambda v: v.isdigit()),
     "max_patients": ("a whole number", lambda v: v.isdigit()),
     "modifier_indicator": ("0, 1 or 9 (NCCI: 0 never bypassed, 1 bypassed by 59/X, 9 not applicable)", lambda v: v in ("0", "1", "9")),
@@ -84,6 +84,15 @@ TABLES: dict[str, tuple[str, ...]] = {
     "ncci_ptp_therapy.csv": ("column1", "column2", "modifier_indicator", "effective_from", "effective_to", "source"),
     # Dollars at risk for flagged lines without a charge (reports only; no rule reads it).
     "expected_payment.csv": ("payer_type", "cpt", "per_unit_low", "per_unit_high", "source"),
+}
+# The columns naming a table's row: two rows with the same key would make one of them silently unused.
+TABLE_KEYS: dict[str, tuple[str, ...]] = {
+    "taxonomy_classes.csv": ("prefix",),
+    "chronic_conditions.csv": ("prefix",),
+    "timed_codes.csv": ("cpt",),
+    "education_group_codes.csv": ("cpt",),
+    "ncci_ptp_therapy.csv": ("column1", "column2", "effective_from"),
+    "expected_payment.csv": ("payer_type", "cpt"),
 }
 
 
@@ -478,7 +487,7 @@ def _load_tables(directory: Path, ref: ReferenceData, problems: list[ConfigProbl
         raw = path.read_bytes()
         ref.hashes[_rel(directory, path)] = _sha(raw)
         try:
-            reader = csv.reader(io.StringIO(raw.decode("utf-8")))
+            reader = csv.reader(io.StringIO(raw.decode("utf-8-sig")))  # Excel's "CSV UTF-8" starts with a BOM
             rows = list(reader)
         except (UnicodeDecodeError, csv.Error) as exc:
             problems.append(ConfigProblem(str(path), 1, 1, f"cannot read the table: {exc.__class__.__name__}; expected UTF-8 CSV"))
@@ -488,6 +497,7 @@ def _load_tables(directory: Path, ref: ReferenceData, problems: list[ConfigProbl
             problems.append(ConfigProblem(str(path), 1, 1, f"columns are {', '.join(header) or 'none'}; expected {', '.join(columns)}"))
             continue
         records = []
+        keys: dict[tuple[str, ...], int] = {}  # key -> line
         for line, cells in enumerate(rows[1:], start=2):
             if not any(c.strip() for c in cells):
                 continue
@@ -501,6 +511,11 @@ def _load_tables(directory: Path, ref: ReferenceData, problems: list[ConfigProbl
                     problems.append(ConfigProblem(str(path), line, col_no, f"{column} {record[column]!r} is not valid; expected {check[0]}"))
             if not record.get("source", "x"):
                 problems.append(ConfigProblem(str(path), line, len(columns), "row has no source; cite where the value comes from"))
+            key = tuple(record[c] for c in TABLE_KEYS[name])
+            if key in keys:
+                problems.append(ConfigProblem(str(path), line, 1, f"repeats the {', '.join(TABLE_KEYS[name])} of line "
+                                              f"{keys[key]} ({', '.join(key)}); each may appear once"))
+            keys.setdefault(key, line)
             records.append(record)
         ref.tables[name] = records
 

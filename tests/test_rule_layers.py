@@ -160,7 +160,8 @@ def test_a_dotted_diagnosis_in_a_rule_matches_the_export(tmp_path: Path) -> None
 
 def test_data_mistakes_are_located_errors_not_crashes(tmp_path: Path) -> None:
     folder = rules_folder(tmp_path, {
-        "tables/timed_codes.csv": "cpt,unit_minutes,kind,source\n97110,abc,therapy,x\n97112,15\n",
+        "tables/timed_codes.csv": "cpt,unit_minutes,kind,source\n97110,abc,therapy,x\n97112,15\n97530,20,therapy,x\n",
+        "tables/education_group_codes.csv": "cpt,min_patients,max_patients,source\n98960,1,1,x\n98960,2,4,x\n",
         "tables/extra.csv": "a,b\n",
         "payers.yaml": "defaults:\n  rule_severity: {EDU_ORDER_MISSING: deny}\npayers:\n  ACME:\n    rule_severity: {EDU_ORDR_MISSING: deny}\n"
                        "    chronic_conditions: [diabetis]\n    rtm_device_supply_days: 0\n",
@@ -172,6 +173,8 @@ def test_data_mistakes_are_located_errors_not_crashes(tmp_path: Path) -> None:
     text = str(caught.value)
     assert "timed_codes.csv:2:2: error: unit_minutes 'abc' is not valid" in text
     assert "timed_codes.csv:3:1: error: row has 2 cells; expected 4" in text
+    assert "timed_codes.csv:4:2: error: unit_minutes '20' is not valid; expected 15 or 30" in text
+    assert "education_group_codes.csv:3:1: error: repeats the cpt of line 2 (98960); each may appear once" in text
     assert "extra.csv:1:1: error: unknown table 'extra.csv'" in text
     assert "'rule_severity' belongs in a payer profile" in text
     assert "'EDU_ORDR_MISSING', which is not a loaded rule (did you mean 'EDU_ORDER_MISSING'?)" in text
@@ -179,6 +182,15 @@ def test_data_mistakes_are_located_errors_not_crashes(tmp_path: Path) -> None:
     assert "OLD_RULE.yml:1:1: error: rule and data files end in .yaml" in text
     assert "payers.yaml:7:29: error: payer ACME: 'rtm_device_supply_days' is 0; expected a whole number of days (1 or more)" in text
     assert "payers.yaml:6:25: error: payer ACME: chronic_conditions names 'diabetis' (did you mean 'diabetes'?)" in text
+
+
+def test_a_table_saved_by_excel_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    table = (BUNDLED_RULES / "tables" / "timed_codes.csv").read_bytes()
+    folder = rules_folder(tmp_path, {})
+    (folder / "tables").mkdir(parents=True)
+    (folder / "tables" / "timed_codes.csv").write_bytes(b"\xef\xbb\xbf" + table)
+    pack = load_pack([BUNDLED_RULES, folder])
+    assert {r["cpt"] for r in pack.reference.tables["timed_codes.csv"]} >= {"97110", "98960"}
 
 
 def test_rule_values_are_read_like_export_values(tmp_path: Path) -> None:
