@@ -182,8 +182,14 @@ def rules() -> None:
 @guarded
 def rules_list(rules_dirs: tuple[Path, ...], no_bundled_rules: bool, cause: tuple[str, ...]) -> None:
     """One line per rule: id, cause, severity, status, payer types, source count."""
+    from scrubber.fields import CAUSES
+    from scrubber.loader import did_you_mean
+
     pack = _load(rule_dirs(rules_dirs, no_bundled_rules))
     wanted = set(_split(cause))
+    for unknown in sorted(wanted - set(CAUSES)):  # a typo would list "0 rules" and look like an answer
+        raise ScrubberError(f"--cause '{unknown}' is not a cause{did_you_mean(unknown, CAUSES)}; "
+                            f"expected one of: {', '.join(CAUSES)}")
     rows = [r for r in pack.rules if not wanted or r.cause in wanted]
     header = ("ID", "CAUSE", "SEVERITY", "DENIAL", "STATUS", "PAYERS", "SOURCES")
     table = [header] + [

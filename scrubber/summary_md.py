@@ -41,9 +41,9 @@ def render_markdown(summary: dict[str, Any], rule_info: dict[str, tuple[str, str
         verdict = f"✅ **exit 0**: nothing at or above `--fail-on {fail_on}`"
     money = summary["dollars_at_risk"]
     est = money.get("estimated")
-    inputs = ", ".join(f"{md(i['file'])} ({i['lines']:,} lines)" for i in summary["inputs"])
+    inputs = ", ".join(f"{md(i['file'])} ({i['lines']:,} line{'s' if i['lines'] != 1 else ''})" for i in summary["inputs"])
     out = [
-        f"## Claim scrub: {total:,} lines, {lines['deny']:,} deny, {lines['at-risk']:,} at-risk, {lines['clean']:,} clean",
+        f"## Claim scrub: {total:,} line{'s' if total != 1 else ''}, {lines['deny']:,} deny, {lines['at-risk']:,} at-risk, {lines['clean']:,} clean",
         "",
         verdict,
         "",

@@ -619,3 +619,10 @@ def test_the_bundled_pack_by_default_passes_its_own_baseline_line(tmp_path: Path
     assert result.returncode == 0, result.stderr
     assert read_findings(tmp_path / "out") == []
     assert [r["scrub_status"] for r in read_annotated(tmp_path / "out")] == ["clean"]
+
+
+def test_rules_list_refuses_an_unknown_cause_naming_the_right_one() -> None:
+    result = cli("rules", "list", "--cause", "groupcode")
+    assert result.returncode == 2
+    assert result.stderr.startswith("scrubber: error: --cause 'groupcode' is not a cause (did you mean 'group_code'?)")
+    assert cli("rules", "list", "--cause", "group_code").stdout.strip().endswith("8 rules")

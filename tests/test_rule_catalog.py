@@ -100,3 +100,15 @@ def test_every_timed_therapy_code_is_a_therapy_code(pack: RulePack) -> None:
     rules read the therapy_codes set: a code in one and not the other is checked by half of them."""
     timed = {row["cpt"] for row in pack.reference.tables["timed_codes.csv"] if row["kind"] == "therapy"}
     assert timed <= set(pack.reference.code_sets["therapy_codes"].values)
+
+
+def test_the_readme_counts_the_rules_of_each_cause(pack: RulePack) -> None:
+    """README.md's table of causes says how many rules each has: it must say what the pack holds."""
+    readme = (BUNDLED_RULES.parent / "README.md").read_text(encoding="utf-8")
+    counted = Counter(r.cause for r in pack.rules)
+    said: dict[str, int] = {}
+    for causes, numbers in re.findall(r"^\| ((?:`[a-z_]+`(?:, )?)+) \| ([0-9, ]+) \|", readme, re.MULTILINE):
+        for cause, number in zip(re.findall(r"`([a-z_]+)`", causes), numbers.split(","), strict=True):
+            said[cause] = int(number)
+    assert said == dict(counted)
+    assert f"{len(pack.rules)} rules in `rules/`" in readme
