@@ -108,7 +108,7 @@ def rule_dirs(rules_dirs: tuple[Path, ...] | list[Path], no_bundled: bool = Fals
 
     if no_bundled:
         if not rules_dirs:
-            raise click.BadParameter("--no-bundled-rules needs at least one --rules folder")
+            raise ScrubberError("--no-bundled-rules needs a rules folder of your own to load instead")
         return list(rules_dirs)
     return [BUNDLED_RULES, *rules_dirs]
 
@@ -305,7 +305,7 @@ def rules_check(dirs: tuple[Path, ...], no_bundled_rules: bool) -> None:
     from scrubber.scrub import compiled_rule
     from scrubber.selftest import baseline_problems
 
-    pack = _load(rule_dirs(dirs, no_bundled_rules) if dirs else rule_dirs((), False))
+    pack = _load(rule_dirs(dirs, no_bundled_rules))
     problems: list[ConfigProblem] = []
     for rule in pack.rules:
         complaint = engine.check_ruleset(compiled_rule(pack, rule))
@@ -327,7 +327,7 @@ def rules_test(dirs: tuple[Path, ...], no_bundled_rules: bool, select: tuple[str
     """Run every rule's examples; exit 1 if any example does not behave as it says."""
     from scrubber.selftest import run_examples
 
-    pack = _load(rule_dirs(dirs, no_bundled_rules) if dirs else rule_dirs((), False), select)
+    pack = _load(rule_dirs(dirs, no_bundled_rules), select)
     outcomes = run_examples(pack)
     failed = [o for o in outcomes if not o.passed]
     for outcome in outcomes:

@@ -627,3 +627,10 @@ def test_rules_list_refuses_an_unknown_cause_naming_the_right_one() -> None:
     assert result.stderr.startswith("scrubber: error: --cause 'groupcode' is not a cause (did you mean 'group_code'?)")
     listed = cli("rules", "list", "--cause", "group_code").stdout.strip().splitlines()
     assert listed[-1] == f"{len(listed) - 2} rules" and len(listed) > 3  # header, rules, count
+
+
+@pytest.mark.parametrize("command", [["run", "export.csv", "--out", "out"], ["rules", "check"], ["rules", "test"]])
+def test_no_bundled_rules_without_a_folder_of_ones_own_is_a_one_line_error(command: list[str]) -> None:
+    result = cli(*command, "--no-bundled-rules")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "scrubber: error: --no-bundled-rules needs a rules folder of your own to load instead"
