@@ -83,7 +83,8 @@ def _run(inputs: list[Path], out: Path, rules_dirs: list[Path], mapping: Path | 
         scrubbed = _scrub_here(inputs, load_mapping(mapping), pack, run_date, workers, fmt, out, chunk_lines,
                                baseline_checked)
     try:
-        return _report_and_write(scrubbed, inputs, out, pack, fmt, fail_on, run_date, workers, started, clock)
+        chosen = {"select": select, "ignore": ignore}  # as given: a report of some rules must say so
+        return _report_and_write(scrubbed, inputs, out, pack, fmt, fail_on, run_date, workers, started, clock, chosen)
     finally:
         if scrubbed.spill is not None:
             shutil.rmtree(scrubbed.spill, ignore_errors=True)
@@ -181,7 +182,8 @@ def _scrub_here(inputs: list[Path], mapping: Mapping, pack: RulePack, run_date: 
 
 
 def _report_and_write(scrubbed: _Scrubbed, inputs: list[Path], out: Path, pack: RulePack, fmt: str, fail_on: str,
-                      run_date: date, workers: int, started: datetime, clock: float) -> tuple[Report, str]:
+                      run_date: date, workers: int, started: datetime, clock: float,
+                      chosen: dict[str, list[str]]) -> tuple[Report, str]:
     inputs_info = [
         {"file": name, "lines": lines, "sha256": output.file_sha256(path)}
         for (name, lines), path in zip(scrubbed.sources, inputs, strict=True)
@@ -190,6 +192,7 @@ def _report_and_write(scrubbed: _Scrubbed, inputs: list[Path], out: Path, pack: 
         "started": started.isoformat(timespec="seconds"),
         "seconds": None,
         "run_date": run_date.isoformat(),
+        **{option: items for option, items in chosen.items() if items},
     }
     with stage("summarise"):
         money = line_dollars(scrubbed.lines, pack.reference.tables.get(EXPECTED_PAYMENT, []))

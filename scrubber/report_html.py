@@ -303,7 +303,7 @@ def render_html(summary: dict[str, Any], findings: pd.DataFrame, typed: pd.DataF
         seconds=esc(run.get("seconds", "")),
         run_date=esc(run.get("run_date", "")),
         rules_version=esc(rules["version"]),
-        rules_count=esc(rules["count"]),
+        rules_count=esc(f"{rules['count']} rules" + "".join(f"; --{o} {','.join(run[o])}" for o in ("select", "ignore") if run.get(o))),
         scrubber_version=esc(summary["scrubber_version"]),
         verdict=esc(verdict),
         verdict_css="fail" if verdict_fail else "pass",
@@ -556,7 +556,7 @@ _PAGE = """<!DOCTYPE html>
 <dl>
 <div><dt>Input</dt><dd id="meta-inputs">{inputs}</dd></div>
 <div><dt>Run</dt><dd id="meta-run">{started} ({seconds} s), run date {run_date}</dd></div>
-<div><dt>Rule pack</dt><dd id="meta-rules">{rules_version} ({rules_count} rules)</dd></div>
+<div><dt>Rule pack</dt><dd id="meta-rules">{rules_version} ({rules_count})</dd></div>
 <div><dt>scrubber</dt><dd>{scrubber_version}</dd></div>
 </dl>
 </header>

@@ -77,7 +77,8 @@ def render_markdown(summary: dict[str, Any], rule_info: dict[str, tuple[str, str
             out.append(f"| {md(p)} | {row['lines']:,} | {row['deny']:,} | {row['at-risk']:,} | "
                        f"{_money(row['dollars_at_risk'])} | {_range(e['low'], e['high']) if e['high'] else '–'} |")
     run = summary["run"]
-    out += ["", f"Input: {inputs}. Rule pack {md(summary['rules']['version'])} ({summary['rules']['count']} rules); "
+    chosen = "".join(f"; --{o} {md(','.join(summary['run'][o]))}" for o in ("select", "ignore") if summary["run"].get(o))
+    out += ["", f"Input: {inputs}. Rule pack {md(summary['rules']['version'])} ({summary['rules']['count']} rules{chosen}); "
                 f"run {md(run.get('started', ''))} in {run.get('seconds', '')} s. "
                 "Details: `report.html`, `findings.jsonl`, `junit.xml` in the output folder.", ""]
     return "\n".join(out)

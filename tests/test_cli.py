@@ -228,6 +228,10 @@ def test_select_keeps_the_input_problem_rules_and_ignore_drops_them(tmp_path: Pa
                        "--run-date", "2026-09-20")
     assert selected.returncode == 1, selected.stderr
     assert [f["rule_id"] for f in read_findings(tmp_path / "selected")] == ["INPUT_UNREADABLE_VALUE"]
+    # The reports say that only some rules ran: "clean" means clean of those.
+    assert json.loads((tmp_path / "selected" / "summary.json").read_text())["run"]["select"] == ["group_code"]
+    assert "rules; --select group_code)" in (tmp_path / "selected" / "report.html").read_text(encoding="utf-8")
+    assert "rules; --select group\\_code)" in (tmp_path / "selected" / "summary.md").read_text(encoding="utf-8")
     ignored = run_cli("run", str(export), "--out", str(tmp_path / "ignored"), "--select", "group_code",
                       "--ignore", "invalid_input", "--run-date", "2026-09-20")
     assert ignored.returncode == 0, ignored.stderr
