@@ -73,12 +73,14 @@ def load_mapping(path: Path | None) -> Mapping:
     data, problems = yamlfile.load(path)
     if problems:
         raise InputError(str(problems[0]))
-    if not isinstance(data, dict) or not all(
-        isinstance(v, str) or (k in LIST_FIELDS and isinstance(v, list) and v and all(isinstance(h, str) for h in v))
-        for k, v in data.items()
-    ):
-        raise InputError(f"{path}: expected lines of the form canonical_name: \"Export Header\" "
-                         f"(a list of headers only for {' and '.join(LIST_FIELDS)})")
+    form = f"expected lines of the form canonical_name: \"Export Header\" (a list of headers only for {' and '.join(LIST_FIELDS)})"
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: {form}")
+    for key, value in data.items():
+        if not (isinstance(value, str) or (key in LIST_FIELDS and isinstance(value, list) and value
+                                           and all(isinstance(h, str) for h in value))):
+            line, col = yamlfile.value_pos(data, key)
+            raise InputError(f"{path}:{line}:{col}: {key} is mapped to {_yaml_kind(value)}; {form}")
     unknown = [k for k in data if k not in COLUMNS_BY_NAME]
     if unknown:
         from scrubber.loader import did_you_mean
@@ -98,6 +100,19 @@ def load_mapping(path: Path | None) -> Mapping:
                 raise InputError(f"{path}:{line}:{col}: header \"{header}\" {twice}; map each export column to one canonical column once")
             first_for[header] = canonical
     return {str(k): [str(h) for h in v] if isinstance(v, list) else str(v) for k, v in data.items()}
+
+
+def _yaml_kind(value: Any) -> str:
+    """What a mapping value is, for an error (the value itself may be a header: not echoed)."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, list):
+        return "an empty list" if not value else "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, bool):
+        return "true or false"
+    return "a number" if isinstance(value, int | float) else "a date"
 
 
 def read_raw(path: Path) -> pd.DataFrame:

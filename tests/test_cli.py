@@ -638,3 +638,13 @@ def test_no_bundled_rules_without_a_folder_of_ones_own_is_a_one_line_error(comma
     result = cli(*command, "--no-bundled-rules")
     assert result.returncode == 2
     assert result.stderr.strip() == "scrubber: error: --no-bundled-rules needs a rules folder of your own to load instead"
+
+
+@pytest.mark.parametrize("value, kind", [("5", "a number"), ("", "nothing"), ("[]", "an empty list"),
+                                         ("[\"Proc\", \"Code\"]", "a list")])
+def test_a_mapping_value_of_the_wrong_kind_is_located(tmp_path: Path, value: str, kind: str) -> None:
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text(f'claim_id: "claim_id"\ncpt: {value}\n', encoding="utf-8")
+    result = cli("run", _export(tmp_path), "--mapping", mapping, "--out", tmp_path / "out")
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"scrubber: error: {mapping}:2:{6 if value else 5}: cpt is mapped to {kind}; expected lines"), result.stderr
