@@ -263,6 +263,8 @@ def render_html(summary: dict[str, Any], findings: pd.DataFrame, typed: pd.DataF
                if summary["fail_on"] != "never" else "Exit 0: --fail-on never (the run never fails on findings)")
     if not verdict_fail and summary["fail_on"] != "never":
         verdict = f"Exit 0: nothing at or above --fail-on {summary['fail_on']}"
+    if not verdict_fail and lines["deny"] + lines["at-risk"]:
+        verdict += f"; but {lines['deny']:,} line(s) would be denied and {lines['at-risk']:,} are at risk"
 
     def card(css: str, label: str, value: str, sub: str = "") -> str:
         return (f'<div class="card {css}"><div class="k">{esc(label)}</div><div class="v">{esc(value)}</div>'
@@ -306,7 +308,8 @@ def render_html(summary: dict[str, Any], findings: pd.DataFrame, typed: pd.DataF
         rules_count=esc(f"{rules['count']} rules" + "".join(f"; --{o} {','.join(run[o])}" for o in ("select", "ignore") if run.get(o))),
         scrubber_version=esc(summary["scrubber_version"]),
         verdict=esc(verdict),
-        verdict_css="fail" if verdict_fail else "pass",
+        # Green only when nothing was found: an exit 0 under --fail-on never or at-risk can hide deny lines.
+        verdict_css="fail" if verdict_fail else ("warn" if lines["deny"] + lines["at-risk"] else "pass"),
         cards=cards,
         charts=charts,
         estimate_note=esc(money_block.get("estimated", {}).get("basis", "")),
@@ -328,6 +331,7 @@ header dt{display:inline;font-weight:600;color:#fff}header dd{display:inline;mar
 main{padding:16px 24px;max-width:1500px}
 .verdict{padding:8px 12px;border-radius:6px;font-weight:600;margin-bottom:12px}
 .verdict.fail{background:#fdecea;color:var(--deny)}.verdict.pass{background:#e8f5e9;color:var(--clean)}
+.verdict.warn{background:#fff4e0;color:#8a5300}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(170px,1fr));gap:10px;margin-bottom:16px}
 .card{background:#fff;border:1px solid var(--line);border-left:5px solid #7a8594;border-radius:6px;padding:10px 12px}
 .card.clean{border-left-color:var(--clean)}.card.atrisk{border-left-color:var(--atrisk)}

@@ -214,6 +214,17 @@ def test_report_html_is_self_contained_and_names_inputs_run_and_rule_pack(sample
     assert "patient" not in json.dumps(list(data))
 
 
+@pytest.mark.parametrize("fail_on, css", [("deny", "fail"), ("never", "warn")])
+def test_report_html_verdict_is_green_only_when_nothing_was_found(sample_runs: dict[str, Path], fail_on: str,
+                                                                  css: str) -> None:
+    """Exit 0 under --fail-on never still has the sample's deny lines: the banner must not read as all clear."""
+    html = (sample_runs[fail_on] / "report.html").read_text(encoding="utf-8")
+    found = re.search(r'<div class="verdict (\w+)" id="verdict">([^<]*)</div>', html)
+    assert found and found.group(1) == css
+    if css == "warn":
+        assert "but 56 line(s) would be denied and 50 are at risk" in found.group(2)
+
+
 def test_report_html_escapes_every_value_from_the_export(tmp_path: Path, baseline: dict) -> None:
     evil = {
         "claim_id": '<img src=x onerror="window.pwned=1">',
