@@ -73,7 +73,8 @@ def load_mapping(path: Path | None) -> Mapping:
     data, problems = yamlfile.load(path)
     if problems:
         raise InputError(str(problems[0]))
-    form = f"expected lines of the form canonical_name: \"Export Header\" (a list of headers only for {' and '.join(LIST_FIELDS)})"
+    form = ("expected lines of the form canonical_name: \"Export Header\" "
+            f"(a list of headers only for {' and '.join(LIST_FIELDS)})")
     if not isinstance(data, dict):
         raise InputError(f"{path}: {form}")
     for key, value in data.items():
@@ -496,7 +497,8 @@ def _csv_header(path: Path, data: bytes) -> list[str]:
     if found is None:
         raise InputError(f"{path}: the file is empty; expected a header row")
     _, start, end, _ = found
-    if b"\x00" in data[start:end]:  # no CSV header holds one; UTF-16 without its byte-order mark has one in every character
+    # No CSV header holds a NUL byte; UTF-16 without its byte-order mark has one in every character.
+    if b"\x00" in data[start:end]:
         raise InputError(f"{path}: the header row holds NUL bytes, so the file is not CSV text (UTF-16 without a "
                          "byte-order mark, or a binary file?); save it as CSV (UTF-8) and scrub that")
     line = _decode(data[start:end]).rstrip("\r")
@@ -993,7 +995,8 @@ def type_columns(raw: pd.DataFrame, columns: Columns, place: tuple[str, int] = (
 
 DAMAGED_ROW = "damaged_row"  # typed column: the row's values are not read (its only finding is its damage)
 _SHIFTED_ROW = "row: values in several columns cannot be read (columns mapped to the wrong fields?)"
-_SHIFTED_CSV_ROW = "row: values in several columns cannot be read, as if its cells had shifted (a comma in an unquoted cell?)"
+_SHIFTED_CSV_ROW = ("row: values in several columns cannot be read, as if its cells had shifted "
+                    "(a comma in an unquoted cell?)")
 
 
 def _header_rows(raw: pd.DataFrame, columns: Columns) -> dict[int, str]:

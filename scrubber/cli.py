@@ -158,7 +158,8 @@ def run(inputs: tuple[Path, ...], out_dir: Path, rules_dirs: tuple[Path, ...], n
             inputs=list(inputs), out=out_dir, rules_dirs=rule_dirs(rules_dirs, no_bundled_rules), mapping=mapping,
             fmt=fmt, fail_on=fail_on, select=_split(select), ignore=_split(ignore),
             run_date=run_date.date() if run_date else date.today(), workers=workers or default_workers(),
-            show_progress=not quiet and sys.stderr.isatty(), engine=engine, scheduler=scheduler, chunk_lines=chunk_lines,
+            show_progress=not quiet and sys.stderr.isatty(), engine=engine, scheduler=scheduler,
+            chunk_lines=chunk_lines,
         )
     except RuleConfigError as exc:  # a pipeline gets one line; `rules check` is where a rule author reads them all
         first, more = exc.problems[0], len(exc.problems) - 1
@@ -187,8 +188,9 @@ def rules_list(rules_dirs: tuple[Path, ...], no_bundled_rules: bool, cause: tupl
 
     pack = _load(rule_dirs(rules_dirs, no_bundled_rules))
     wanted = set(_split(cause))
-    for unknown in sorted(wanted - set(CAUSES)):  # a typo would list "0 rules" and look like an answer
-        raise ScrubberError(f"--cause '{unknown}' is not a cause{did_you_mean(unknown, CAUSES)}; "
+    unknown = sorted(wanted - set(CAUSES))
+    if unknown:  # a typo would list "0 rules" and look like an answer
+        raise ScrubberError(f"--cause '{unknown[0]}' is not a cause{did_you_mean(unknown[0], CAUSES)}; "
                             f"expected one of: {', '.join(CAUSES)}")
     rows = [r for r in pack.rules if not wanted or r.cause in wanted]
     header = ("ID", "CAUSE", "SEVERITY", "DENIAL", "STATUS", "PAYERS", "SOURCES")

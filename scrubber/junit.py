@@ -3,8 +3,8 @@
 One test case per loaded rule. A rule fails when it found lines at or above `--fail-on`; the
 failure lists `claim_id:line_no` and the message (the first MAX_LISTED, then how many more), the
 denial code and the fix (as written for the first line listed). Findings below `--fail-on` are
-listed in the case's system-out and do not fail it. Messages cite values and `claim_id:line_no`, never patient identifiers (rules cannot read
-them), and nothing else from a line is written here.
+listed in the case's system-out and do not fail it. Messages cite values and `claim_id:line_no`,
+never patient identifiers (rules cannot read them), and nothing else from a line is written here.
 
 The document follows the JUnit XML schema used by Jenkins (junit-10.xsd; tested).
 """

@@ -319,7 +319,8 @@ def prepare_out(out: Path, inputs: list[Path]) -> None:
     try:  # the output (and a streamed run's spill) is made beside `out` first: find out now, not after the scrub
         os.rmdir(tempfile.mkdtemp(prefix=f".{out.name}.probe-", dir=resolved.parent))
     except OSError as exc:
-        raise InputError(f"--out {out}: cannot write in {resolved.parent} ({exc.strerror or exc.__class__.__name__})") from None
+        reason = exc.strerror or exc.__class__.__name__
+        raise InputError(f"--out {out}: cannot write in {resolved.parent} ({reason})") from None
 
 
 def write_output(out: Path, writers: dict[str, Callable[[Path], None]], workers: int = 1) -> None:

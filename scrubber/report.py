@@ -181,3 +181,8 @@ def _counts(findings: pd.DataFrame, column: str) -> dict[str, int]:
     counts = findings[column].value_counts()
     counts = counts[counts > 0]  # a categorical column counts its unused values too
     return {str(k): int(v) for k, v in sorted(counts.items())}
+
+
+def selection_text(run: dict[str, Any]) -> str:
+    """The --select/--ignore a run was given, as the reports show them ("; --select group_code")."""
+    return "".join(f"; --{option} {','.join(run[option])}" for option in ("select", "ignore") if run.get(option))

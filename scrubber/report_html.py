@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scrubber.report import LineDollars, payer_codes
+from scrubber.report import LineDollars, payer_codes, selection_text
 
 STATUS_ORDER = ("deny", "at-risk", "clean")
 TOP_RULES = 15
@@ -305,7 +305,7 @@ def render_html(summary: dict[str, Any], findings: pd.DataFrame, typed: pd.DataF
         seconds=esc(run.get("seconds", "")),
         run_date=esc(run.get("run_date", "")),
         rules_version=esc(rules["version"]),
-        rules_count=esc(f"{rules['count']} rules" + "".join(f"; --{o} {','.join(run[o])}" for o in ("select", "ignore") if run.get(o))),
+        rules_count=esc(f"{rules['count']} rules{selection_text(run)}"),
         scrubber_version=esc(summary["scrubber_version"]),
         verdict=esc(verdict),
         # Green only when nothing was found: an exit 0 under --fail-on never or at-risk can hide deny lines.

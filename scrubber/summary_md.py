@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from scrubber.report import selection_text
+
 TOP_RULES = 10
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
 
@@ -77,7 +79,7 @@ def render_markdown(summary: dict[str, Any], rule_info: dict[str, tuple[str, str
             out.append(f"| {md(p)} | {row['lines']:,} | {row['deny']:,} | {row['at-risk']:,} | "
                        f"{_money(row['dollars_at_risk'])} | {_range(e['low'], e['high']) if e['high'] else '–'} |")
     run = summary["run"]
-    chosen = "".join(f"; --{o} {md(','.join(summary['run'][o]))}" for o in ("select", "ignore") if summary["run"].get(o))
+    chosen = md(selection_text(summary["run"]))
     out += ["", f"Input: {inputs}. Rule pack {md(summary['rules']['version'])} ({summary['rules']['count']} rules{chosen}); "
                 f"run {md(run.get('started', ''))} in {run.get('seconds', '')} s. "
                 "Details: `report.html`, `findings.jsonl`, `junit.xml` in the output folder.", ""]
