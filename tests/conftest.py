@@ -16,6 +16,13 @@ from scrubber.loader import BUNDLED_RULES, RulePack, load_pack
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 
+# Tests start CLI runs from several threads at once. CPython starts a subprocess with vfork() and,
+# in later 3.11 releases (gh-104372), lets other threads run until the child has exec'd. One CI run
+# saw that exec fail with EFAULT ("[Errno 14] Bad address: .../python"), not reproduced in 3 reruns;
+# the shared address space is the likely cause. A plain fork shares nothing to race on; the flag
+# is CPython's failsafe for vfork trouble (gh-91401).
+subprocess._USE_VFORK = False  # type: ignore[attr-defined]
+
 
 @pytest.fixture(scope="session")
 def pack() -> RulePack:
