@@ -283,7 +283,7 @@ def rules_explain(rule_id: str, rules_dirs: tuple[Path, ...], no_bundled_rules: 
 @rules.command("fields")
 def rules_fields() -> None:
     """Every field a rule may test: the contract's columns and the derived fields, with their types."""
-    from scrubber.derive import DERIVED, FAMILIES
+    from scrubber.derive import DERIVED, export_columns_behind
     from scrubber.fields import COLUMNS_BY_NAME, PHI_COLUMNS
 
     click.echo("Input columns (claims contract; patient_id is PHI and cannot be read by rules):")
@@ -292,7 +292,8 @@ def rules_fields() -> None:
             click.echo(f"  {name:34s} {column.type:6s} {column.description}")
     click.echo("\nDerived fields (computed before the rules run):")
     for name, spec in DERIVED.items():
-        source = f" [from {', '.join(FAMILIES[spec.family].reads)}]" if spec.family in FAMILIES else ""
+        behind = export_columns_behind(name)  # what a rule reading it depends on (unreadable values)
+        source = f" [from {', '.join(behind)}]" if behind else ""
         click.echo(f"  {name:34s} {spec.type:6s} {spec.description}{source}")
 
 
