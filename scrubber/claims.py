@@ -788,8 +788,10 @@ def _split_list(value: str, diagnosis: bool) -> str | None:
     return ";".join(items) if items else None
 
 
-def _cell_text(cell: Any) -> str | None:
-    """A cell as stripped text; None for a missing, blank or NULL cell."""
+def _value_text(cell: Any, no_value: frozenset[str] = frozenset()) -> str | None:
+    """A cell's text as a value: stripped, a spreadsheet's text marker (="02", '02) removed; None
+    for a missing, blank or NULL cell, or one of the `no_value` words (any case). Not `cell_text`,
+    which writes a typed cell as the text a CSV would hold."""
     if cell is None:
         return None
     text = (cell if type(cell) is str else str(cell)).strip()
@@ -797,7 +799,8 @@ def _cell_text(cell: Any) -> str | None:
         text = excel.group(1).strip()
     elif text.startswith("'"):  # '02: the apostrophe a spreadsheet user types to keep a value as text
         text = text[1:].strip()
-    return None if text.lower() in ("", _NULL_WORD) else text
+    lower = text.lower()
+    return None if lower in ("", _NULL_WORD) or lower in no_value else text
 
 
 def _whole_number(text: str) -> int | None:
@@ -885,9 +888,9 @@ def _parse_cells(name: str, ftype: FieldType, cells: list[Any]) -> tuple[list[An
     values: list[Any] = []
     problems: list[str | None] = []
     for cell in cells:
-        text = _cell_text(cell)
+        text = _value_text(cell, placeholders)
         value = problem = None
-        if text is None or text.lower() in placeholders:
+        if text is None:
             pass
         elif len(text) > MAX_CELL:
             problem = f"{name}: value is {len(text)} characters long; at most {MAX_CELL}"
@@ -934,8 +937,7 @@ def _joined(raw: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
     cells = []
     for column in columns:
         codes, uniques = _distinct(raw[column])
-        texts = [_cell_text(cell) or "" for cell in uniques]
-        texts = ["" if t.lower() in _PLACEHOLDER_WORDS else t for t in texts] + [""]
+        texts = [_value_text(cell, _PLACEHOLDER_WORDS) or "" for cell in uniques] + [""]
         cells.append(pd.Series(string_array(np.array(texts, dtype=object)).take(codes), index=raw.index))
     joined = cells[0].str.cat(cells[1:], sep=";")
     return joined.mask(joined.str.strip(";") == "")
